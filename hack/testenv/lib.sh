@@ -1,0 +1,44 @@
+# Shared by hack/testenv/{build,up,down,sa-kubeconfig}. Sourced, not run.
+# shellcheck shell=bash
+
+TESTENV_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$TESTENV_HERE/../.." && pwd)
+# shellcheck source=versions.env
+source "$TESTENV_HERE/versions.env"
+
+CACHE_ROOT=${PARITY_CACHE:-$HOME/.cache/parity-operator}
+# Where `up` keeps certificates, data, logs and PID files; `down` removes it.
+TESTENV_DIR=${PARITY_TESTENV_DIR:-$REPO_ROOT/.testenv}
+COMPONENTS=(etcd k8s kwok helm)
+
+log() { printf '[testenv] %s\n' "$*" >&2; }
+die() { printf '[testenv] error: %s\n' "$*" >&2; exit 1; }
+
+# The version a component is built at, for its cache key.
+component_version() {
+  case $1 in
+    etcd) echo "$ETCD_VERSION" ;;
+    k8s) echo "$K8S_VERSION" ;;
+    kwok) echo "$KWOK_VERSION" ;;
+    helm) echo "$HELM_VERSION" ;;
+    *) die "unknown component $1" ;;
+  esac
+}
+
+# Cache key: the version plus a hash of the module files and the Go version,
+# so a change to any of them rebuilds that component and nothing else.
+component_dir() {
+  local comp=$1 hash
+  hash=$( { go env GOVERSION; cat "$TESTENV_HERE/src/$comp"/go.mod "$TESTENV_HERE/src/$comp"/go.sum; \
+            cat "$TESTENV_HERE/src/$comp"/*.go 2>/dev/null || true; } | sha256sum | cut -c1-12)
+  echo "$CACHE_ROOT/testenv/$comp-$(component_version "$comp")-$hash"
+}
+
+# A directory of symlinks to every built binary; put it first on PATH.
+bin_dir() { echo "$CACHE_ROOT/testenv/bin"; }
+
+# A free TCP port on 127.0.0.1 (the kernel picks it; a race with another
+# process taking it before we bind is possible but harmless: startup then fails loudly).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}

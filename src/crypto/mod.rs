@@ -1,0 +1,1 @@
+//! crypto (filled in by its issue).

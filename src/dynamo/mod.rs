@@ -1,0 +1,1 @@
+//! dynamo (filled in by its issue).

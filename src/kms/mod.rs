@@ -1,0 +1,1 @@
+//! kms (filled in by its issue).

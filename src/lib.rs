@@ -1,0 +1,14 @@
+//! parity-operator: reconciles a `ParityEnvironment` into DynamoDB, a key service,
+//! secrets and a dashboard that mirror staging. See docs/architecture.md.
+
+pub mod api;
+pub mod cli;
+pub mod controller;
+pub mod crypto;
+pub mod dashboard;
+pub mod dynamo;
+pub mod kms;
+pub mod resources;
+pub mod secrets;
+pub mod telemetry;
+pub mod tier;

@@ -1,0 +1,1 @@
+//! resources (filled in by its issue).

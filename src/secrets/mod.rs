@@ -1,0 +1,1 @@
+//! secrets (filled in by its issue).
