@@ -1,0 +1,8 @@
+//! Shared by the integration tests: attach to the running testenv, per-test namespaces,
+//! wait helpers with clear timeout messages, and emulator processes (moto server).
+//! Each test file includes it with `mod support;`; not every file uses every part.
+#![allow(dead_code)]
+
+pub mod kube_env;
+pub mod moto;
+pub mod wait;
