@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "parity", version, about = "Make laptops and CI behave like staging")]
+#[command(
+    name = "parity",
+    version,
+    about = "Make laptops and CI behave like staging"
+)]
 pub struct Cli {
     /// Log format for stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PARITY_LOG_FORMAT")]
@@ -20,6 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Print the version.
     Version,
+    /// Print the ParityEnvironment CRD (or the operator's RBAC rules) as YAML.
+    Crd(crate::api::CrdArgs),
+    /// Print every object the operator would create for a ParityEnvironment file.
+    Render(crate::resources::RenderArgs),
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -28,6 +36,19 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Version => {
             println!("parity {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+        Command::Crd(args) => exit(crate::api::run(args).await),
+        Command::Render(args) => exit(crate::resources::run(args).await),
+    }
+}
+
+/// Maps a subcommand's result to the exit code, printing the error chain on stderr.
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
