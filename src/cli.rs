@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "parity", version, about = "Make laptops and CI behave like staging")]
+#[command(
+    name = "parity",
+    version,
+    about = "Make laptops and CI behave like staging"
+)]
 pub struct Cli {
     /// Log format for stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PARITY_LOG_FORMAT")]
