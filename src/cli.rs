@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version.
     Version,
+    /// Serve the AWS KMS API (TrentService) over keyring files.
+    Kms(Box<crate::kms::KmsArgs>),
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -32,6 +34,18 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Version => {
             println!("parity {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+        Command::Kms(args) => exit_code(crate::kms::run(*args).await),
+    }
+}
+
+/// Prints a failed subcommand's error chain on stderr and maps it to the exit code.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

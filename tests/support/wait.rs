@@ -14,7 +14,7 @@ where
     Fut: Future<Output = Result<T, S>>,
 {
     let start = Instant::now();
-    let mut last: Option<S> = None;
+    let mut last: Option<S>;
     loop {
         match probe().await {
             Ok(v) => return v,
