@@ -28,6 +28,8 @@ pub enum Command {
     Crd(crate::api::CrdArgs),
     /// Print every object the operator would create for a ParityEnvironment file.
     Render(crate::resources::RenderArgs),
+    /// Run the operator: reconcile ParityEnvironments.
+    Operator(Box<crate::controller::OperatorArgs>),
     /// Serve the AWS KMS API (TrentService) over keyring files.
     Kms(Box<crate::kms::KmsArgs>),
 }
@@ -41,6 +43,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Crd(args) => exit(crate::api::run(args).await),
         Command::Render(args) => exit(crate::resources::run(args).await),
+        Command::Operator(args) => exit(crate::controller::run(*args).await),
         Command::Kms(args) => exit(crate::kms::run(*args).await),
     }
 }
