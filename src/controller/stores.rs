@@ -8,7 +8,9 @@ use std::fmt::Debug;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -78,7 +80,10 @@ where
     (store, stream)
 }
 
-fn meta<K>(client: &Client, namespace: Option<&str>) -> (Store<PartialObjectMeta<K>>, Trigger<PartialObjectMeta<K>>)
+fn meta<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Store<PartialObjectMeta<K>>, Trigger<PartialObjectMeta<K>>)
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -108,7 +113,16 @@ pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
     let (network_policies, t_nps) = meta::<NetworkPolicy>(client, namespace);
     let (pvcs, t_pvcs) = meta::<PersistentVolumeClaim>(client, namespace);
     (
-        Stores { deployments, jobs, services, config_maps, secrets, service_accounts, network_policies, pvcs },
+        Stores {
+            deployments,
+            jobs,
+            services,
+            config_maps,
+            secrets,
+            service_accounts,
+            network_policies,
+            pvcs,
+        },
         Triggers {
             deployments: t_deployments,
             jobs: t_jobs,
@@ -144,14 +158,14 @@ fn cached<K: Resource>(o: &K) -> Cached {
 impl Stores {
     /// Every store is filled from its first list.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.deployments.wait_until_ready().await?;
-        self.jobs.wait_until_ready().await?;
-        self.services.wait_until_ready().await?;
-        self.config_maps.wait_until_ready().await?;
-        self.secrets.wait_until_ready().await?;
-        self.service_accounts.wait_until_ready().await?;
-        self.network_policies.wait_until_ready().await?;
-        self.pvcs.wait_until_ready().await
+        ready(&self.deployments).await?;
+        ready(&self.jobs).await?;
+        ready(&self.services).await?;
+        ready(&self.config_maps).await?;
+        ready(&self.secrets).await?;
+        ready(&self.service_accounts).await?;
+        ready(&self.network_policies).await?;
+        ready(&self.pvcs).await
     }
 
     /// The cached object of the same kind, namespace and name as `o`.
@@ -159,7 +173,9 @@ impl Stores {
         let name = o.name();
         macro_rules! look {
             ($store:expr) => {
-                $store.get(&ObjectRef::new(name).within(namespace)).map(|x| cached(x.as_ref()))
+                $store
+                    .get(&ObjectRef::new(name).within(namespace))
+                    .map(|x| cached(x.as_ref()))
             };
         }
         match o {
@@ -200,10 +216,27 @@ impl Stores {
     }
 
     pub fn deployment(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<Deployment>> {
-        self.deployments.get(&ObjectRef::new(name).within(namespace))
+        self.deployments
+            .get(&ObjectRef::new(name).within(namespace))
     }
 
     pub fn job(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<Job>> {
         self.jobs.get(&ObjectRef::new(name).within(namespace))
+    }
+}
+
+/// Waits for a store's first list. Re-polls every second: a waiter registered before the
+/// controller started polling the watch was seen to miss the wake-up.
+pub async fn ready<K>(store: &Store<K>) -> Result<(), reflector::store::WriterDropped>
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        if let Ok(r) =
+            tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready()).await
+        {
+            return r;
+        }
     }
 }
