@@ -351,7 +351,7 @@ mod tests {
         }
     }
 
-    fn get<'a>(cs: &'a [Condition], t: ConditionType) -> &'a Condition {
+    fn get(cs: &[Condition], t: ConditionType) -> &Condition {
         cs.iter()
             .find(|c| c.type_ == t.as_str())
             .expect("condition present")

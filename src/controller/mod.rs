@@ -34,6 +34,11 @@ pub enum Error {
     Keyring(String),
 }
 
+/// (kind, namespace, name) of an applied object.
+pub type AppliedKey = (&'static str, String, String);
+/// (hash of the desired object, resourceVersion our last apply got back).
+pub type AppliedVersion = (u64, String);
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -41,8 +46,7 @@ pub struct Context {
     pub metrics: metrics::Metrics,
     pub recorder: Recorder,
     pub stores: stores::Stores,
-    /// (kind, namespace, name) -> (hash of the desired object, resourceVersion our apply got).
-    pub applied: Mutex<HashMap<(&'static str, String, String), (u64, String)>>,
+    pub applied: Mutex<HashMap<AppliedKey, AppliedVersion>>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -65,21 +65,21 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
 
     ensure_finalizer(env, ctx, &envs, &valid).await?;
 
-    if let Some(expires) = valid.expires_at() {
-        if expires.0 <= Timestamp::now() {
-            publish(
-                ctx,
-                env,
-                EventType::Normal,
-                "Expired",
-                "Deleting",
-                format!("spec.ttl elapsed at {}", expires.0),
-            )
-            .await;
-            envs.delete(&name, &DeleteParams::background()).await?;
-            ctx.metrics.wrote("delete");
-            return Ok(Action::await_change());
-        }
+    if let Some(expires) = valid.expires_at()
+        && expires.0 <= Timestamp::now()
+    {
+        publish(
+            ctx,
+            env,
+            EventType::Normal,
+            "Expired",
+            "Deleting",
+            format!("spec.ttl elapsed at {}", expires.0),
+        )
+        .await;
+        envs.delete(&name, &DeleteParams::background()).await?;
+        ctx.metrics.wrote("delete");
+        return Ok(Action::await_change());
     }
 
     // build (pure)
@@ -279,15 +279,14 @@ async fn apply(ctx: &Context, ns: &str, o: &Object) -> Result<(), Error> {
     let hash = hash_of(&value);
     let key = (o.kind(), ns.to_string(), o.name().to_string());
     let live_rv = ctx.stores.get(o, ns).and_then(|c| c.resource_version);
-    if let Some(rv) = &live_rv {
-        if ctx
-            .applied
+    let unchanged = |rv: &String| {
+        ctx.applied
             .lock()
             .map(|m| m.get(&key) == Some(&(hash, rv.clone())))
             .unwrap_or(false)
-        {
-            return Ok(());
-        }
+    };
+    if live_rv.as_ref().is_some_and(unchanged) {
+        return Ok(());
     }
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &o.api_resource());
     let result = api
@@ -469,8 +468,10 @@ async fn ensure_keyring(
         }
     }
     if !patch.is_empty() {
-        let mut params = PatchParams::default();
-        params.field_manager = Some(FIELD_MANAGER.into());
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
         // Optimistic concurrency: a concurrent rotation makes this fail and the reconcile retry.
         patch
             .entry("metadata")
@@ -574,19 +575,19 @@ async fn write_status(
     let before = old
         .condition(ConditionType::Ready)
         .map(|c| (c.status, c.reason.clone()));
-    if let Some(ready) = status.condition(ConditionType::Ready) {
-        if before != Some((ready.status, ready.reason.clone())) {
-            let (kind, reason) = match ready.status {
-                ConditionStatus::True => (EventType::Normal, "Ready".to_string()),
-                _ if matches!(ready.reason.as_str(), "InvalidSpec" | "KeyringUnavailable")
-                    || ready.reason.ends_with("Failed") =>
-                {
-                    (EventType::Warning, ready.reason.clone())
-                }
-                _ => (EventType::Normal, ready.reason.clone()),
-            };
-            publish(ctx, env, kind, &reason, "Reconcile", ready.message.clone()).await;
-        }
+    if let Some(ready) = status.condition(ConditionType::Ready)
+        && before != Some((ready.status, ready.reason.clone()))
+    {
+        let (kind, reason) = match ready.status {
+            ConditionStatus::True => (EventType::Normal, "Ready".to_string()),
+            _ if matches!(ready.reason.as_str(), "InvalidSpec" | "KeyringUnavailable")
+                || ready.reason.ends_with("Failed") =>
+            {
+                (EventType::Warning, ready.reason.clone())
+            }
+            _ => (EventType::Normal, ready.reason.clone()),
+        };
+        publish(ctx, env, kind, &reason, "Reconcile", ready.message.clone()).await;
     }
     Ok(())
 }
