@@ -19,17 +19,13 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// Least privilege: no wildcards, only the verbs the operator uses.
 pub fn operator_rules() -> Vec<PolicyRule> {
     let mut rules = vec![
-        // patch/update: finalizers and metadata; delete: ttl expiry.
+        // patch: the retain-keyring finalizer; delete: ttl expiry.
         rule(
             "parity.dev",
             &["parityenvironments"],
-            &["get", "list", "watch", "patch", "update", "delete"],
+            &["get", "list", "watch", "patch", "delete"],
         ),
-        rule(
-            "parity.dev",
-            &["parityenvironments/status"],
-            &["get", "patch"],
-        ),
+        rule("parity.dev", &["parityenvironments/status"], &["patch"]),
         rule(
             "parity.dev",
             &["parityenvironments/finalizers"],
@@ -48,13 +44,12 @@ pub fn operator_rules() -> Vec<PolicyRule> {
             &["get", "list", "watch", "create", "patch", "delete"],
         ));
     }
-    rules.push(rule("", &["events"], &["create", "patch"]));
     rules.push(rule("events.k8s.io", &["events"], &["create", "patch"]));
-    // Leader election; kube-lease-manager renews with patch.
+    // Leader election: read, take (create) and renew (update with resourceVersion).
     rules.push(rule(
         "coordination.k8s.io",
         &["leases"],
-        &["get", "create", "update", "patch"],
+        &["get", "create", "update"],
     ));
     rules
 }

@@ -37,9 +37,9 @@ impl Operator {
             namespace,
             "--identity",
             identity,
-            "--image",
+            "--workload-image",
             "parity-operator:test",
-            "--metrics-addr",
+            "--listen",
             &format!("127.0.0.1:{port}"),
         ])
         .env("RUST_LOG", "info,parity_operator=debug")
