@@ -51,14 +51,10 @@ test: ## everything CI runs: lint, unit, testenv up, integration, testenv down (
 	  if [ $$rc -ne 0 ]; then hack/testenv/logs 60 || true; fi; \
 	  hack/testenv/down; exit $$rc
 
-demo: ## start the testenv and show how to use it
+demo: ## real control plane + chart RBAC + operator + the three examples, until Ready
 	$(MAKE) build
-	hack/testenv/up
-	@echo
-	@echo "The control plane is up. Try:"
-	@echo "  source $(PARITY_TESTENV_DIR)/env"
-	@echo "  kubectl get nodes"
-	@echo "Stop it with: make demo-down"
+	hack/testenv/build
+	PARITY_BIN=$(PARITY) hack/demo
 
 demo-down: ## stop what make demo started
 	hack/testenv/down
