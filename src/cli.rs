@@ -28,6 +28,10 @@ pub enum Command {
     Crd(crate::api::CrdArgs),
     /// Print every object the operator would create for a ParityEnvironment file.
     Render(crate::resources::RenderArgs),
+    /// Run the operator: reconcile ParityEnvironments.
+    Operator(Box<crate::controller::OperatorArgs>),
+    /// Serve the AWS KMS API (TrentService) over keyring files.
+    Kms(Box<crate::kms::KmsArgs>),
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -39,6 +43,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Crd(args) => exit(crate::api::run(args).await),
         Command::Render(args) => exit(crate::resources::run(args).await),
+        Command::Operator(args) => exit(crate::controller::run(*args).await),
+        Command::Kms(args) => exit(crate::kms::run(*args).await),
     }
 }
 

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod crd;
+pub mod kms;
 pub mod kube_env;
 pub mod moto;
+pub mod operator;
 pub mod wait;
