@@ -1,6 +1,10 @@
 //! `ParityEnvironment.status`: written only by the operator.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+// Used inside the #[x_kube] attribute, which the lint does not see.
+use kube::KubeSchema;
+#[allow(unused_imports)]
+use kube::core::ListMerge;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -9,14 +13,16 @@ pub const MAX_DRIFT_ENTRIES: usize = 32;
 /// Most key versions listed in status.
 pub const MAX_KEY_VERSIONS: usize = 100;
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ParityEnvironmentStatus {
     /// The spec generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// One per type (a list-map keyed by type, so server-side apply merges by type).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Endpoints::is_empty")]
     pub endpoints: Endpoints,

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::meta::{ANNOTATION_SPEC_HASH, Component, names, object_meta};
 use super::security::{NONROOT_UID, resources};
-use super::topology::{region, topology};
+use super::topology::{region, topology_data};
 use super::workload::{env_var, parity_container, pod_template, topology_volume};
 use super::{BuildContext, DYNAMODB_PORT, SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, service_url};
 use crate::api::ValidatedSpec;
@@ -31,7 +31,7 @@ fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
     let mut volumes = vec![topology];
     let mut mounts = vec![topology_mount];
     if let Some(seed) = &env.spec.dynamodb.seed {
-        args.extend(["--seed-dir".to_string(), SEED_DIR.to_string()]);
+        args.extend(["--seeds".to_string(), SEED_DIR.to_string()]);
         volumes.push(Volume {
             name: "seed".to_string(),
             config_map: Some(ConfigMapVolumeSource {
@@ -81,7 +81,7 @@ fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
 pub fn bootstrap_hash(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> String {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(&job_spec(env, ctx)).unwrap_or_default());
-    h.update(serde_json::to_vec(&topology(env, profile, ctx)).unwrap_or_default());
+    h.update(serde_json::to_vec(&topology_data(env, profile, ctx)).unwrap_or_default());
     hex::encode(&h.finalize()[..5])
 }
 

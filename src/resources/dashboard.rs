@@ -5,6 +5,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
+use super::kms::credential_env;
 use super::meta::{Component, names};
 use super::security::{NONROOT_UID, resources};
 use super::topology::region;
@@ -12,7 +13,8 @@ use super::workload::{
     deployment, env_var, parity_container, pod_template, service, topology_volume,
 };
 use super::{
-    BuildContext, DASHBOARD_NODE_PORT, DASHBOARD_PORT, TOPOLOGY_DIR, TOPOLOGY_FILE, endpoints, plan,
+    BuildContext, DASHBOARD_NODE_PORT, DASHBOARD_PORT, KMS_ACCESS_KEY_ID_KEY,
+    KMS_SECRET_ACCESS_KEY_KEY, TOPOLOGY_DIR, TOPOLOGY_FILE, endpoints, plan,
 };
 use crate::api::{Decryption, ValidatedSpec};
 use crate::tier::TierProfile;
@@ -49,7 +51,19 @@ pub fn dashboard_deployment(
         args.extend(["--kms-endpoint".to_string(), kms.clone()]);
     }
     let mut envs = vec![env_var("AWS_REGION", region(env))];
-    if plan(env, profile).dynamodb_pod {
+    if decrypts && plan(env, profile).kms {
+        // Signs calls to the key service (and DynamoDB Local, which accepts any key).
+        envs.push(credential_env(
+            env,
+            "AWS_ACCESS_KEY_ID",
+            KMS_ACCESS_KEY_ID_KEY,
+        ));
+        envs.push(credential_env(
+            env,
+            "AWS_SECRET_ACCESS_KEY",
+            KMS_SECRET_ACCESS_KEY_KEY,
+        ));
+    } else if plan(env, profile).dynamodb_pod {
         // DynamoDB Local accepts any credentials, but the SDK insists on having some.
         envs.push(env_var("AWS_ACCESS_KEY_ID", "local"));
         envs.push(env_var("AWS_SECRET_ACCESS_KEY", "local"));

@@ -26,3 +26,19 @@ pub fn keyring_secret(env: &ValidatedSpec) -> Secret {
         ..Default::default()
     }
 }
+
+/// The access key pair requests to `parity kms` are signed with (SigV4), created once by the
+/// controller (data keys `access-key-id`, `secret-access-key`). Mounted by the kms pod, and by
+/// the dashboard only where the tier allows decryption.
+pub fn kms_credentials_secret(env: &ValidatedSpec) -> Secret {
+    let mut metadata = object_meta(env, names::kms_credentials(&env.name), Component::Keyring);
+    metadata.annotations = Some(BTreeMap::from([(
+        ANNOTATION_CREATE_ONCE.to_string(),
+        "true".to_string(),
+    )]));
+    Secret {
+        metadata,
+        type_: Some("Opaque".to_string()),
+        ..Default::default()
+    }
+}

@@ -1,8 +1,12 @@
-//! `<env>-kms`: `parity kms`, the KMS-compatible endpoint over the keyring. The only pod that
-//! mounts the keyring Secret.
+//! `<env>-kms`: `parity kms` (docs/kms.md), the KMS-compatible endpoint over the keyring. The
+//! only pod that mounts the keyring Secret.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{SecretVolumeSource, Service, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, Probe, SecretKeySelector, SecretVolumeSource,
+    Service, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, names};
 use super::security::{NONROOT_UID, resources};
@@ -10,50 +14,114 @@ use super::topology::region;
 use super::workload::{
     deployment, env_var, parity_container, pod_template, service, topology_volume,
 };
-use super::{BuildContext, KEYRING_DIR, KMS_NODE_PORT, KMS_PORT, TOPOLOGY_DIR, TOPOLOGY_FILE};
+use super::{
+    ALIASES_FILE, BuildContext, KEYRING_DIR, KEYRING_KEY, KMS_ACCESS_KEY_ID_KEY,
+    KMS_CREDENTIALS_DIR, KMS_NODE_PORT, KMS_PORT, KMS_SECRET_ACCESS_KEY_KEY, TOPOLOGY_DIR,
+};
 use crate::api::ValidatedSpec;
 use crate::tier::TierProfile;
+
+/// A read-only Secret volume, group-readable: the pod's fsGroup owns the files and the user
+/// is not root.
+pub(super) fn secret_volume(name: &str, secret: String, keys: &[&str]) -> Volume {
+    Volume {
+        name: name.to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            default_mode: Some(0o440),
+            items: Some(
+                keys.iter()
+                    .map(|k| KeyToPath {
+                        key: k.to_string(),
+                        path: k.to_string(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// An environment variable from a key of the kms credentials Secret.
+pub(super) fn credential_env(env: &ValidatedSpec, name: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: names::kms_credentials(&env.name),
+                key: key.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String("http".to_string()),
+            ..Default::default()
+        }),
+        period_seconds: Some(5),
+        failure_threshold: Some(3),
+        ..Default::default()
+    }
+}
 
 pub fn kms_deployment(
     env: &ValidatedSpec,
     _profile: &TierProfile,
     ctx: &BuildContext,
 ) -> Deployment {
-    let args = vec![
+    let rotation = &env.spec.keys.rotation;
+    let mut args = vec![
         "kms".to_string(),
-        "--listen".to_string(),
-        format!("0.0.0.0:{KMS_PORT}"),
-        "--keyring-dir".to_string(),
-        KEYRING_DIR.to_string(),
-        "--topology".to_string(),
-        format!("{TOPOLOGY_DIR}/{TOPOLOGY_FILE}"),
+        format!("--listen=0.0.0.0:{KMS_PORT}"),
+        format!("--keyring={KEYRING_DIR}/{KEYRING_KEY}"),
+        format!("--aliases-file={TOPOLOGY_DIR}/{ALIASES_FILE}"),
+        format!("--secret-access-key-file={KMS_CREDENTIALS_DIR}/{KMS_SECRET_ACCESS_KEY_KEY}"),
+        format!("--region={}", region(env)),
+        format!("--retain-versions={}", rotation.retain_versions),
     ];
+    if let Some(period) = env.rotation_period {
+        // parity kms reports the period in whole days; shorter periods round up to one.
+        let days = period.as_secs().div_ceil(86_400).max(1);
+        args.push(format!("--rotation-period-days={days}"));
+    }
     let mut container = parity_container(
         ctx,
         "kms",
         args,
-        vec![env_var("AWS_REGION", region(env))],
+        vec![
+            credential_env(env, "PARITY_KMS_ACCESS_KEY_ID", KMS_ACCESS_KEY_ID_KEY),
+            env_var("AWS_REGION", region(env)),
+        ],
         Some(KMS_PORT),
         resources(("20m", "32Mi"), ("500m", "128Mi")),
     );
+    container.readiness_probe = Some(http_probe("/healthz"));
+    container.liveness_probe = Some(http_probe("/healthz"));
     let (topology, topology_mount) = topology_volume(env);
-    let keyring = Volume {
-        name: "keyring".to_string(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(names::keyring(&env.name)),
-            // Group-readable: the pod's fsGroup owns the files, the user is not root.
-            default_mode: Some(0o440),
-            ..Default::default()
-        }),
+    let keyring = secret_volume("keyring", names::keyring(&env.name), &[KEYRING_KEY]);
+    let credentials = secret_volume(
+        "kms-credentials",
+        names::kms_credentials(&env.name),
+        &[KMS_SECRET_ACCESS_KEY_KEY],
+    );
+    let mount = |name: &str, path: &str| VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: Some(true),
         ..Default::default()
     };
     container.volume_mounts = Some(vec![
-        VolumeMount {
-            name: "keyring".to_string(),
-            mount_path: KEYRING_DIR.to_string(),
-            read_only: Some(true),
-            ..Default::default()
-        },
+        mount("keyring", KEYRING_DIR),
+        mount("kms-credentials", KMS_CREDENTIALS_DIR),
         topology_mount,
     ]);
     let template = pod_template(
@@ -61,7 +129,7 @@ pub fn kms_deployment(
         Component::Kms,
         NONROOT_UID,
         container,
-        vec![keyring, topology],
+        vec![keyring, credentials, topology],
         None,
     );
     deployment(env, Component::Kms, names::kms(&env.name), template, false)

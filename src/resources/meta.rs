@@ -68,6 +68,9 @@ pub mod names {
     pub fn keyring(env: &str) -> String {
         format!("{env}-keyring")
     }
+    pub fn kms_credentials(env: &str) -> String {
+        format!("{env}-kms-credentials")
+    }
     pub fn kms(env: &str) -> String {
         format!("{env}-kms")
     }

@@ -20,7 +20,7 @@ mod workload;
 pub use bootstrap::{bootstrap_hash, bootstrap_job};
 pub use dashboard::{dashboard_decrypts, dashboard_deployment, dashboard_service};
 pub use dynamodb::{dynamodb_deployment, dynamodb_pvc, dynamodb_service};
-pub use keyring::keyring_secret;
+pub use keyring::{keyring_secret, kms_credentials_secret};
 pub use kms::{kms_deployment, kms_service};
 pub use meta::*;
 pub use network_policy::{dashboard_egress_policy, kms_ingress_policy};
@@ -29,8 +29,9 @@ pub use render::{RENDER_PLACEHOLDER_UID, RenderArgs, render_yaml, run};
 pub use security::{DYNAMODB_LOCAL_UID, NONROOT_UID};
 pub use service_account::service_account;
 pub use topology::{
-    LOCAL_REGION, Topology, TopologyEndpoints, TopologyKeys, TopologySecrets, endpoints,
-    root_key_alias, topology, topology_config_map,
+    EnvironmentInfo, LOCAL_REGION, Topology, TopologyEndpoints, TopologyKeys, TopologySecrets,
+    TopologyTable, endpoints, environment_info, root_key_alias, topology, topology_config_map,
+    topology_data,
 };
 
 use crate::api::{KeyProvider, ValidatedSpec};
@@ -48,8 +49,18 @@ pub const KMS_NODE_PORT: i32 = 30880;
 /// Where the topology ConfigMap is mounted in every workload.
 pub const TOPOLOGY_DIR: &str = "/etc/parity/topology";
 pub const TOPOLOGY_FILE: &str = "topology.yaml";
+pub const ENVIRONMENT_FILE: &str = "environment.yaml";
+pub const ALIASES_FILE: &str = "aliases";
 /// Where the keyring Secret is mounted in the kms pod (and nowhere else).
 pub const KEYRING_DIR: &str = "/etc/parity/keyring";
+/// The keyring Secret's data key `parity kms --keyring` reads.
+pub const KEYRING_KEY: &str = "keyring.json";
+/// Where the kms credentials Secret is mounted in the kms pod.
+pub const KMS_CREDENTIALS_DIR: &str = "/etc/parity/kms-credentials";
+/// Data keys of the `<env>-kms-credentials` Secret: the access key pair requests to
+/// `parity kms` are signed with.
+pub const KMS_ACCESS_KEY_ID_KEY: &str = "access-key-id";
+pub const KMS_SECRET_ACCESS_KEY_KEY: &str = "secret-access-key";
 pub const SEED_DIR: &str = "/etc/parity/seed";
 
 /// What the builders need besides the environment: operator settings.
@@ -135,6 +146,7 @@ pub fn build_all(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext)
     }
     if plan.kms {
         out.push(Object::Secret(keyring_secret(env)));
+        out.push(Object::Secret(kms_credentials_secret(env)));
     }
     out.push(Object::ConfigMap(topology_config_map(env, profile, ctx)));
     if plan.kms {

@@ -110,6 +110,7 @@ fn local_level2_objects_in_apply_order() {
             "ServiceAccount/dev-bootstrap".into(),
             "ServiceAccount/dev-dashboard".into(),
             "Secret/dev-keyring".into(),
+            "Secret/dev-kms-credentials".into(),
             "ConfigMap/dev-topology".into(),
             "Deployment/dev-kms".into(),
             "Service/dev-kms".into(),
@@ -243,7 +244,10 @@ fn only_the_kms_pod_mounts_the_keyring() {
                 .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
                 .collect();
             if name.ends_with("-kms") {
-                assert_eq!(secrets, vec![names::keyring(&env.name)]);
+                assert_eq!(
+                    secrets,
+                    vec![names::keyring(&env.name), names::kms_credentials(&env.name)]
+                );
             } else {
                 assert!(secrets.is_empty(), "{name} mounts {secrets:?}");
             }
@@ -263,13 +267,15 @@ fn dashboard_outside_local_knows_nothing_of_the_key_service() {
         };
         let pod = serde_json::to_string(t).unwrap();
         assert!(!pod.contains("keyring"), "{pod}");
-        assert!(!pod.contains("secretKeyRef"), "{pod}");
         if env.tier() == Tier::Local {
             assert!(
                 pod.contains("--kms-endpoint") && pod.contains("\"server\""),
                 "{pod}"
             );
+            // Credentials to call the key service, never the keys themselves.
+            assert!(pod.contains("kms-credentials"), "{pod}");
         } else {
+            assert!(!pod.contains("secretKeyRef"), "{pod}");
             assert!(
                 !pod.contains("kms"),
                 "{:?} dashboard mentions kms: {pod}",
@@ -367,20 +373,56 @@ fn node_ports_only_where_the_tier_allows() {
 
 #[test]
 fn topology_lists_tables_aliases_and_secret_names() {
+    let ctx = BuildContext::new("x");
     let env = ci(2);
-    let t = topology(&env, env.profile, &BuildContext::new("x"));
+    let t = topology(&env, env.profile, &ctx);
     assert_eq!(t.tables.len(), 1);
-    assert!(t.streams);
-    assert_eq!(t.keys.aliases, vec!["alias/parity/ci-42".to_string()]);
-    assert_eq!(t.secrets.secret_name, "ci-42-secrets");
+    assert_eq!(t.tables[0].billing_mode, "PAY_PER_REQUEST");
     assert_eq!(
-        t.endpoints.dynamodb.as_deref(),
+        t.tables[0].stream_view_type.as_deref(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    assert_eq!(t.kms_key_aliases, vec!["alias/parity/ci-42".to_string()]);
+    assert_eq!(t.secret_names, vec!["ci-42-secrets".to_string()]);
+    let info = environment_info(&env, env.profile, &ctx);
+    assert!(info.streams);
+    assert_eq!(
+        info.endpoints.dynamodb.as_deref(),
         Some("http://ci-42-dynamodb.ci.svc:8000")
     );
-    let cm = topology_config_map(&env, env.profile, &BuildContext::new("x"));
-    let yaml = &cm.data.unwrap()[TOPOLOGY_FILE];
-    let back: Topology = serde_yaml::from_str(yaml).unwrap();
+    let data = topology_config_map(&env, env.profile, &ctx).data.unwrap();
+    let back: Topology = serde_yaml::from_str(&data[TOPOLOGY_FILE]).unwrap();
     assert_eq!(back, t);
-    let t1 = topology(&ci(1), env.profile, &BuildContext::new("x"));
-    assert!(!t1.streams);
+    let back: EnvironmentInfo = serde_yaml::from_str(&data[ENVIRONMENT_FILE]).unwrap();
+    assert_eq!(back, info);
+    assert_eq!(data[ALIASES_FILE], "alias/parity/ci-42\n");
+    // Level 1: tables without streams; level 0: no tables.
+    assert_eq!(
+        topology(&ci(1), env.profile, &ctx).tables[0].stream_view_type,
+        None
+    );
+    assert!(topology(&ci(0), env.profile, &ctx).tables.is_empty());
+}
+
+#[test]
+fn topology_document_has_the_bootstrap_format() {
+    // The shape src/dynamo/topology.rs reads (deny_unknown_fields there): exactly these keys.
+    let env = local(2);
+    let v = serde_json::to_value(topology(&env, env.profile, &BuildContext::new("x"))).unwrap();
+    let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, vec!["kmsKeyAliases", "secretNames", "tables"]);
+    let table: Vec<_> = v["tables"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        table,
+        vec!["billingMode", "name", "partitionKey", "streamViewType"]
+    );
+    assert_eq!(
+        v["tables"][0]["partitionKey"],
+        serde_json::json!({"name": "pk", "type": "S"})
+    );
 }

@@ -1,5 +1,5 @@
-//! The resolved topology: what apps, mirrors, the bootstrap Job and the dashboard read from
-//! the `<env>-topology` ConfigMap (key `topology.yaml`).
+//! The `<env>-topology` ConfigMap: the resolved topology (tables, key aliases, secret names)
+//! that apps, mirrors and the bootstrap Job read, and the environment's facts and endpoints.
 
 use std::collections::BTreeMap;
 
@@ -8,27 +8,76 @@ use serde::{Deserialize, Serialize};
 
 use super::meta::{Component, names, object_meta};
 use super::{
-    BuildContext, DASHBOARD_PORT, DYNAMODB_PORT, KMS_PORT, TOPOLOGY_FILE, plan, service_url,
+    ALIASES_FILE, BuildContext, DASHBOARD_PORT, DYNAMODB_PORT, ENVIRONMENT_FILE, KMS_PORT,
+    TOPOLOGY_FILE, plan, service_url,
 };
 use crate::api::{
-    Endpoints, InfisicalSpec, KeyProvider, LocalObjectKeyRef, SecretsProvider, TableSpec, Tier,
-    ValidatedSpec,
+    BillingMode, Endpoints, InfisicalSpec, KeyAttribute, KeyProvider, LocalObjectKeyRef,
+    ProvisionedThroughput, SecretsProvider, TableSpec, Tier, ValidatedSpec,
 };
 use crate::tier::TierProfile;
 
 /// The region DynamoDB Local and the local key service answer for.
 pub const LOCAL_REGION: &str = "us-east-1";
 
+/// `topology.yaml`: the resolved topology in the document format `parity bootstrap`,
+/// `parity dynamo capture` and mirroring share (src/dynamo/topology.rs): tables, key aliases,
+/// secret names.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Topology {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TopologyTable>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kms_key_aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_names: Vec<String>,
+}
+
+/// One table in the topology document (DynamoDB's own spellings for enums).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyTable {
+    pub name: String,
+    pub partition_key: KeyAttribute,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_key: Option<KeyAttribute>,
+    /// `PAY_PER_REQUEST` or `PROVISIONED`.
+    pub billing_mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_throughput: Option<ProvisionedThroughput>,
+    /// `NEW_AND_OLD_IMAGES` when streams are on (parity level >= 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_view_type: Option<String>,
+}
+
+impl TopologyTable {
+    fn from_spec(t: &TableSpec, streams: bool) -> TopologyTable {
+        TopologyTable {
+            name: t.name.clone(),
+            partition_key: t.partition_key.clone(),
+            sort_key: t.sort_key.clone(),
+            billing_mode: match t.billing_mode {
+                BillingMode::PayPerRequest => "PAY_PER_REQUEST",
+                BillingMode::Provisioned => "PROVISIONED",
+            }
+            .to_string(),
+            provisioned_throughput: t.provisioned.clone(),
+            stream_view_type: streams.then(|| "NEW_AND_OLD_IMAGES".to_string()),
+        }
+    }
+}
+
+/// `environment.yaml`: what the environment is and where its services answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentInfo {
     pub environment: String,
     pub namespace: String,
     pub tier: Tier,
     pub parity_level: i32,
     /// Streams enabled on every table (parity level >= 2).
     pub streams: bool,
-    pub tables: Vec<TableSpec>,
     pub keys: TopologyKeys,
     pub secrets: TopologySecrets,
     pub endpoints: TopologyEndpoints,
@@ -73,21 +122,39 @@ pub fn root_key_alias(env: &str) -> String {
     format!("alias/parity/{env}")
 }
 
-pub fn topology(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> Topology {
-    let plan = plan(env, profile);
+pub fn topology(env: &ValidatedSpec, profile: &TierProfile, _ctx: &BuildContext) -> Topology {
+    let c = plan(env, profile).components;
+    let streams = c.dynamodb && c.streams;
+    Topology {
+        tables: if c.dynamodb {
+            env.spec
+                .dynamodb
+                .tables
+                .iter()
+                .map(|t| TopologyTable::from_spec(t, streams))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        kms_key_aliases: vec![root_key_alias(&env.name)],
+        secret_names: vec![names::secrets(&env.name)],
+    }
+}
+
+pub fn environment_info(
+    env: &ValidatedSpec,
+    profile: &TierProfile,
+    ctx: &BuildContext,
+) -> EnvironmentInfo {
+    let c = plan(env, profile).components;
     let spec = &env.spec;
     let ep = endpoints(env, profile, ctx);
-    Topology {
+    EnvironmentInfo {
         environment: env.name.clone(),
         namespace: env.namespace.clone(),
         tier: spec.tier,
         parity_level: spec.parity_level,
-        streams: plan.components.dynamodb && plan.components.streams,
-        tables: if plan.components.dynamodb {
-            spec.dynamodb.tables.clone()
-        } else {
-            Vec::new()
-        },
+        streams: c.dynamodb && c.streams,
         keys: TopologyKeys {
             provider: spec.keys.provider,
             aliases: vec![root_key_alias(&env.name)],
@@ -145,16 +212,38 @@ pub fn endpoints(env: &ValidatedSpec, profile: &TierProfile, _ctx: &BuildContext
     }
 }
 
+/// The ConfigMap's data: `topology.yaml`, `environment.yaml` and `aliases` (one KMS alias
+/// a line, for `parity kms --aliases-file`).
+pub fn topology_data(
+    env: &ValidatedSpec,
+    profile: &TierProfile,
+    ctx: &BuildContext,
+) -> BTreeMap<String, String> {
+    // Structs of strings, enums and numbers always serialize.
+    BTreeMap::from([
+        (
+            TOPOLOGY_FILE.to_string(),
+            serde_yaml::to_string(&topology(env, profile, ctx)).unwrap_or_default(),
+        ),
+        (
+            ENVIRONMENT_FILE.to_string(),
+            serde_yaml::to_string(&environment_info(env, profile, ctx)).unwrap_or_default(),
+        ),
+        (
+            ALIASES_FILE.to_string(),
+            format!("{}\n", root_key_alias(&env.name)),
+        ),
+    ])
+}
+
 pub fn topology_config_map(
     env: &ValidatedSpec,
     profile: &TierProfile,
     ctx: &BuildContext,
 ) -> ConfigMap {
-    // A struct of strings, enums and numbers always serializes.
-    let yaml = serde_yaml::to_string(&topology(env, profile, ctx)).unwrap_or_default();
     ConfigMap {
         metadata: object_meta(env, names::topology(&env.name), Component::Topology),
-        data: Some(BTreeMap::from([(TOPOLOGY_FILE.to_string(), yaml)])),
+        data: Some(topology_data(env, profile, ctx)),
         ..Default::default()
     }
 }
