@@ -324,3 +324,72 @@ async fn keyring_file_changes_are_picked_up() {
     );
     assert_eq!(kr.status_versions()[0].state, VersionState::DecryptOnly);
 }
+
+#[test]
+fn bad_start_up_input_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_parity"))
+            .args(["kms", "--listen", "127.0.0.1:0", "--access-key-id", "a"])
+            .args(args)
+            .env("PARITY_KMS_SECRET_ACCESS_KEY", "s")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let bad = dir.path().join("keyring.json");
+    std::fs::write(
+        &bad,
+        br#"{"format": 1, "keyId": "k", "source": "Seeded", "root": "c2hvcnQ=", "versions": []}"#,
+    )
+    .unwrap();
+    let err = run(&["--keyring".as_ref(), bad.as_os_str()]);
+    assert!(
+        err.contains("keyring.json") && err.contains("root") && err.contains("32 bytes"),
+        "{err}"
+    );
+
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, &*seeded().to_json()).unwrap();
+    let aliases = dir.path().join("aliases");
+    std::fs::write(&aliases, "# app aliases\nalias/app\nnot-an-alias\n").unwrap();
+    let err = run(&[
+        "--keyring".as_ref(),
+        good.as_os_str(),
+        "--aliases-file".as_ref(),
+        aliases.as_os_str(),
+    ]);
+    assert!(
+        err.contains("aliases line 3") && err.contains("must start with \"alias/\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn data_key_cache_bounds_kms_calls() {
+    use parity_operator::crypto::{CacheLimits, EncryptionContext, Encryptor, KmsKeyProvider};
+    let (kms, key_id) = start(&[]);
+    let provider = KmsKeyProvider::new(kms.client(), key_id);
+    let enc = Encryptor::with_cache(
+        provider.clone(),
+        CacheLimits {
+            max_messages: 5,
+            max_bytes: 1 << 20,
+            ..CacheLimits::default()
+        },
+    );
+    let ctx: EncryptionContext = [("tenant", "acme")].into_iter().collect();
+    let mut envs = Vec::new();
+    for _ in 0..12 {
+        envs.push(enc.encrypt(&[1u8; 1000], &ctx).await.unwrap());
+    }
+    assert_eq!(provider.calls(), 3, "12 messages at 5 per data key");
+    // A 1 MiB message cannot share a key capped at 1 MiB of data with earlier messages.
+    enc.encrypt(&vec![0u8; 1 << 20], &ctx).await.unwrap();
+    assert_eq!(provider.calls(), 4);
+    for e in &envs {
+        enc.decrypt(e, &ctx).await.unwrap();
+    }
+    assert_eq!(provider.calls(), 4 + 12, "each decrypt unwraps through KMS");
+}

@@ -9,8 +9,6 @@
 //! fresh per blob; the AAD is every header byte before the ciphertext, then the canonical
 //! encryption context, so a blob opens only under its key, version and context.
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
@@ -109,13 +107,15 @@ pub fn seal(
     out.extend_from_slice(&nonce);
     let mut aad = out.clone();
     aad.extend_from_slice(canonical_context);
-    let header_len = out.len();
-    out.extend_from_slice(plaintext);
-    let cipher = Aes256Gcm::new(wrapping_key(kek, &nonce).expose().into());
-    let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[header_len..])
-        .map_err(|_| BlobError::TooLarge(plaintext.len()))?;
-    out.extend_from_slice(&tag);
+    let mut nonce_arr = [0u8; NONCE_LEN];
+    nonce_arr.copy_from_slice(&nonce);
+    super::aead::seal(
+        wrapping_key(kek, &nonce).expose(),
+        &nonce_arr,
+        &aad,
+        plaintext,
+        &mut out,
+    );
     Ok(out)
 }
 
@@ -133,22 +133,16 @@ pub fn open(
     let nonce = &blob[hl - NONCE_LEN..hl];
     let mut aad = blob[..hl].to_vec();
     aad.extend_from_slice(canonical_context);
-    let (ct, tag) = blob[hl..].split_at(blob.len() - hl - TAG_LEN);
-    let mut buf = ct.to_vec();
-    let cipher = Aes256Gcm::new(wrapping_key(kek, nonce).expose().into());
-    if cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(nonce),
-            &aad,
-            &mut buf,
-            Tag::from_slice(tag),
-        )
-        .is_err()
-    {
-        zeroize::Zeroize::zeroize(&mut buf);
-        return Err(BlobError::AuthenticationFailed);
-    }
-    Ok(SecretBytes::new(buf))
+    let mut nonce_arr = [0u8; NONCE_LEN];
+    nonce_arr.copy_from_slice(nonce);
+    let pt = super::aead::open(
+        wrapping_key(kek, nonce).expose(),
+        &nonce_arr,
+        &aad,
+        &blob[hl..],
+    )
+    .ok_or(BlobError::AuthenticationFailed)?;
+    Ok(SecretBytes::new(pt))
 }
 
 #[cfg(test)]

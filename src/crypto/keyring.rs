@@ -298,6 +298,16 @@ impl Keyring {
             .unwrap_or(0)
     }
 
+    /// When the Active version was created (the operator rotates when this plus the
+    /// rotation period has passed).
+    pub fn active_created(&self) -> Timestamp {
+        self.versions
+            .iter()
+            .find(|v| v.state == VersionState::Active)
+            .map(|v| v.created)
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
     /// Creation time of the first version (the key's creation date).
     pub fn created(&self) -> Timestamp {
         self.versions
@@ -567,6 +577,7 @@ mod tests {
         assert_eq!(k.kek(1).unwrap_err(), KeyringError::VersionDestroyed(1));
         assert!(k.kek(3).is_ok());
         assert_eq!(k.active_version(), 5);
+        assert_eq!(k.active_created(), t(4));
         let json = String::from_utf8(k.to_json().to_vec()).unwrap();
         assert_eq!(
             json.matches("\"material\"").count(),

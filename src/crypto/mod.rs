@@ -4,6 +4,7 @@
 //!
 //! Pure except for the RNG and the KMS provider's network calls.
 
+mod aead;
 pub mod blob;
 pub mod cache;
 pub mod context;

@@ -8,8 +8,6 @@
 //! and the stored commitment means a ciphertext opens under exactly one data key (GCM
 //! alone is not key-committing).
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -75,13 +73,13 @@ pub(crate) fn seal(
         ciphertext: Vec::with_capacity(plaintext.len() + TAG_LEN),
     };
     let aad = env.payload_aad(canonical_context);
-    let cipher = Aes256Gcm::new(msg_key.expose().into());
-    env.ciphertext.extend_from_slice(plaintext);
-    // Fails only above GCM's 64 GiB message limit, far beyond MAX_PLAINTEXT_LEN.
-    let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut env.ciphertext)
-        .unwrap_or_else(|_| unreachable!("plaintext within GCM limits"));
-    env.ciphertext.extend_from_slice(&tag);
+    super::aead::seal(
+        msg_key.expose(),
+        &nonce,
+        &aad,
+        plaintext,
+        &mut env.ciphertext,
+    );
     env
 }
 
@@ -95,22 +93,9 @@ pub(crate) fn open(
     if !bool::from(commitment.ct_eq(&env.commitment)) {
         return Err(OpenError::CommitmentMismatch);
     }
-    if env.ciphertext.len() < TAG_LEN {
-        return Err(OpenError::AuthenticationFailed);
-    }
-    let (ct, tag) = env.ciphertext.split_at(env.ciphertext.len() - TAG_LEN);
     let aad = env.payload_aad(canonical_context);
-    let cipher = Aes256Gcm::new(msg_key.expose().into());
-    let mut buf = ct.to_vec();
-    cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(&env.nonce),
-            &aad,
-            &mut buf,
-            Tag::from_slice(tag),
-        )
-        .map_err(|_| OpenError::AuthenticationFailed)?;
-    Ok(buf)
+    super::aead::open(msg_key.expose(), &env.nonce, &aad, &env.ciphertext)
+        .ok_or(OpenError::AuthenticationFailed)
 }
 
 /// A random 96-bit nonce from the OS RNG.

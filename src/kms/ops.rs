@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::error::KmsError;
 use super::store::Store;
 use crate::crypto::blob;
-use crate::crypto::{EncryptionContext, SecretBytes, VersionState};
+use crate::crypto::{EncryptionContext, SecretBytes};
 
 const ALGORITHM: &str = "SYMMETRIC_DEFAULT";
 
@@ -330,13 +330,7 @@ pub fn get_key_rotation_status(store: &Store, r: KeyIdReq) -> Result<Value, KmsE
     let mut out = json!({"KeyRotationEnabled": enabled, "KeyId": store.key_arn(&id)});
     if enabled {
         out["RotationPeriodInDays"] = json!(store.rotation_period_days);
-        let active_created = e
-            .keyring
-            .status_versions()
-            .iter()
-            .find(|v| v.state == VersionState::Active)
-            .map(|v| v.created)
-            .unwrap_or_default();
+        let active_created = e.keyring.active_created();
         let next = active_created
             .checked_add(jiff::SignedDuration::from_hours(
                 24 * store.rotation_period_days as i64,
