@@ -24,6 +24,12 @@ pub struct Cli {
 pub enum Command {
     /// Print the version.
     Version,
+    /// Print the ParityEnvironment CRD (or the operator's RBAC rules) as YAML.
+    Crd(crate::api::CrdArgs),
+    /// Print every object the operator would create for a ParityEnvironment file.
+    Render(crate::resources::RenderArgs),
+    /// Serve the AWS KMS API (TrentService) over keyring files.
+    Kms(Box<crate::kms::KmsArgs>),
     /// Serve Infisical's secrets read API from a Secret (mounted directory or JSON file).
     SecretsApi(Box<crate::secrets::SecretsApiArgs>),
 }
@@ -35,12 +41,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             println!("parity {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::SecretsApi(args) => exit_code(crate::secrets::api::run(*args).await),
+        Command::Crd(args) => exit(crate::api::run(args).await),
+        Command::Render(args) => exit(crate::resources::run(args).await),
+        Command::Kms(args) => exit(crate::kms::run(*args).await),
+        Command::SecretsApi(args) => exit(crate::secrets::api::run(*args).await),
     }
 }
 
-/// Prints a failed subcommand's error chain on stderr and maps it to a non-zero exit.
-fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+/// Maps a subcommand's result to the exit code, printing the error chain on stderr.
+fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
