@@ -67,7 +67,8 @@ fn builds_the_object_the_infisical_operator_watches() {
 
 #[test]
 fn rejects_spec_values_naming_the_field() {
-    let cases: Vec<(fn(&mut InfisicalSource), &str)> = vec![
+    type Mutation = fn(&mut InfisicalSource);
+    let cases: Vec<(Mutation, &str)> = vec![
         (|s| s.path = "api".into(), "secrets.infisical.path"),
         (
             |s| s.environment = String::new(),

@@ -1,7 +1,7 @@
 """Drives `parity secrets-api` with the official Infisical Python SDK (PyPI `infisicalsdk`),
 exactly as an app would: only the site URL differs from production.
 
-Usage: infisical_sdk.py SITE_URL CLIENT_ID CLIENT_SECRET PROJECT ENVIRONMENT PATH [GET_NAME ...]
+Usage: infisical_sdk_client.py SITE_URL CLIENT_ID CLIENT_SECRET PROJECT ENVIRONMENT PATH [GET_NAME ...]
 Prints one JSON object: login (token type and lifetime, never the token), the listed secrets,
 each requested secret, and what a wrong client secret and a missing secret produce.
 """
