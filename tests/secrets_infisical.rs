@@ -66,6 +66,26 @@ fn builds_the_object_the_infisical_operator_watches() {
 }
 
 #[test]
+fn maps_the_parity_environment_spec() {
+    let spec: parity_operator::api::InfisicalSpec =
+        serde_json::from_value(json!({"projectSlug": "shop", "envSlug": "staging"})).unwrap();
+    let source = InfisicalSource::from_spec("shop-staging", &spec);
+    assert_eq!(source.project, InfisicalProject::Slug("shop".into()));
+    assert_eq!(source.environment, "staging");
+    assert_eq!(source.path, "/");
+    assert_eq!(source.credentials_secret, "shop-staging-infisical-auth");
+    let obj = build_infisical_secret("shop-staging", "ns", &source).unwrap();
+    assert_eq!(
+        obj.spec
+            .authentication
+            .universal_auth
+            .credentials_ref
+            .secret_name,
+        "shop-staging-infisical-auth"
+    );
+}
+
+#[test]
 fn rejects_spec_values_naming_the_field() {
     type Mutation = fn(&mut InfisicalSource);
     let cases: Vec<(Mutation, &str)> = vec![

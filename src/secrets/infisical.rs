@@ -120,7 +120,26 @@ pub fn managed_secret_name(environment_name: &str) -> String {
     format!("{environment_name}-secrets")
 }
 
+/// The Secret (in the environment's namespace) the user creates with the universal-auth
+/// `clientId` and `clientSecret` the Infisical operator logs in with.
+pub fn credentials_secret_name(environment_name: &str) -> String {
+    format!("{environment_name}-infisical-auth")
+}
+
 impl InfisicalSource {
+    /// From `spec.secrets.infisical`: project by slug, the operator's default host, the
+    /// credentials in `<env>-infisical-auth`.
+    pub fn from_spec(environment_name: &str, spec: &crate::api::InfisicalSpec) -> InfisicalSource {
+        InfisicalSource {
+            host_api: None,
+            project: InfisicalProject::Slug(spec.project_slug.clone()),
+            environment: spec.env_slug.clone(),
+            path: spec.secrets_path.clone(),
+            credentials_secret: credentials_secret_name(environment_name),
+            resync_interval_seconds: None,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), InfisicalSourceError> {
         let project = match &self.project {
             InfisicalProject::Id(s) | InfisicalProject::Slug(s) => s,

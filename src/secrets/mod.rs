@@ -16,7 +16,7 @@ pub use api::SecretsApiArgs;
 pub use generate::{GenerateError, GenerationMode};
 pub use infisical::{
     InfisicalProject, InfisicalSecret, InfisicalSource, InfisicalSourceError,
-    build_infisical_secret, managed_secret_name, validate_synced_secret,
+    build_infisical_secret, credentials_secret_name, managed_secret_name, validate_synced_secret,
 };
 pub use provider::{LocalSecretsProvider, ReconcileOutcome, SecretsCondition, SecretsReport};
 pub use rollout::{ROLLOUT_ANNOTATION, derive_rollout_key, new_rollout_key, rollout_hash};
