@@ -259,9 +259,12 @@ async fn tokens_expire() {
 
 #[tokio::test]
 async fn serves_updates_of_the_mounted_secret_without_restart() {
-    let dir = TempDir::new().unwrap();
-    mount_secret(dir.path(), &BTreeMap::from([("A".into(), b"one".to_vec())]));
-    let server = Server::start("--secrets-dir", dir.path(), &[]);
+    let root = TempDir::new().unwrap();
+    let mount = root.path().join("mount");
+    std::fs::create_dir(&mount).unwrap();
+    std::fs::write(root.path().join("outside"), "not a secret").unwrap();
+    mount_secret(&mount, &BTreeMap::from([("A".into(), b"one".to_vec())]));
+    let server = Server::start("--secrets-dir", &mount, &[]);
     let t = token(&server.base).await;
     let path = format!("/api/v3/secrets/raw/A?{SCOPE}");
     let (_, body) = get(&server.base, &path, &t).await;
@@ -271,7 +274,7 @@ async fn serves_updates_of_the_mounted_secret_without_restart() {
     );
 
     mount_secret(
-        dir.path(),
+        &mount,
         &BTreeMap::from([("A".into(), b"two".to_vec()), ("B".into(), b"new".to_vec())]),
     );
     let (_, body) = get(&server.base, &path, &t).await;
@@ -287,6 +290,17 @@ async fn serves_updates_of_the_mounted_secret_without_restart() {
         .map(|s| s["secretKey"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(keys, ["A", "B"]);
+
+    // Names are file names: paths and kubelet internals are never opened.
+    for name in ["..data", "..%2Foutside", "%2E%2E%2Foutside", "A%2F..%2FA"] {
+        let (status, body) = get(
+            &server.base,
+            &format!("/api/v3/secrets/raw/{name}?{SCOPE}"),
+            &t,
+        )
+        .await;
+        assert_eq!(status, 404, "{name}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::store::{Snapshot, Source};
+use super::store::{Snapshot, Source, StoreError};
 
 /// Most tokens kept at once; older ones are dropped first.
 const MAX_TOKENS: usize = 10_000;
@@ -377,15 +377,17 @@ fn scope(state: &AppState, q: &HashMap<String, String>) -> Result<Scope, ApiErro
     })
 }
 
+fn internal(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "secrets-api cannot read its secrets");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalServerError",
+        "Something went wrong",
+    )
+}
+
 async fn load(state: &AppState) -> Result<Snapshot, ApiError> {
-    state.source.load().await.map_err(|e| {
-        tracing::error!(error = %e, "secrets-api cannot read its secrets");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerError",
-            "Something went wrong",
-        )
-    })
+    state.source.load().await.map_err(internal)
 }
 
 /// A deterministic id per (project, environment, path, key), in UUID form.
@@ -480,10 +482,14 @@ async fn get_secret(
     if scope.path != state.secret_path {
         return Err(not_found());
     }
-    let snap = load(&state).await?;
-    let value = snap.data.get(&name).ok_or_else(not_found)?;
-    let text = std::str::from_utf8(value).map_err(|_| not_found())?;
-    let modified = timestamp(snap.modified);
+    let (value, modified) = state
+        .source
+        .load_one(&name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    let text = std::str::from_utf8(&value).map_err(|_| not_found())?;
+    let modified = timestamp(modified);
     Ok(Json(json!({
         "secret": secret_json(&scope, &name, text, &modified, show_values(&q))
     })))

@@ -28,6 +28,16 @@ pub enum GenerationMode {
     Random,
 }
 
+impl GenerationMode {
+    /// Seeded when a seed is given (tier CI, `keys.local.source: Seeded`), Random otherwise.
+    pub fn from_seed(seed: Option<&[u8]>) -> GenerationMode {
+        match seed {
+            Some(s) => GenerationMode::Seeded(Zeroizing::new(s.to_vec())),
+            None => GenerationMode::Random,
+        }
+    }
+}
+
 impl fmt::Debug for GenerationMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -295,6 +305,16 @@ mod tests {
         assert_eq!(draw(&a, "X"), draw(&a, "X"));
         assert_ne!(draw(&a, "X"), draw(&a, "Y"));
         assert_ne!(draw(&a, "X"), draw(&b, "X"));
+    }
+
+    #[test]
+    fn from_seed_picks_the_mode() {
+        assert!(matches!(
+            GenerationMode::from_seed(None),
+            GenerationMode::Random
+        ));
+        let m = GenerationMode::from_seed(Some(b"s"));
+        assert!(matches!(&m, GenerationMode::Seeded(s) if s.as_slice() == b"s"));
     }
 
     #[test]

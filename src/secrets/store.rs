@@ -1,7 +1,7 @@
 //! Where `parity secrets-api` reads secret data: a directory as Kubernetes mounts a Secret
 //! (one file per key, plus `..data`-style entries that are skipped), or a JSON file (either
 //! `{"KEY": "value"}` or a Secret manifest with base64 `data`). Read on every request so a
-//! Secret update reaches clients without a restart.
+//! Secret update reaches clients without a restart (the kubelet swaps `..data` atomically).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -60,19 +60,55 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 impl Source {
+    /// Every secret. Blocking file I/O runs on one blocking thread for the whole read.
     pub async fn load(&self) -> Result<Snapshot, StoreError> {
-        match self {
-            Source::Dir(dir) => load_dir(dir).await,
-            Source::JsonFile(path) => load_json(path).await,
+        let source = self.clone();
+        tokio::task::spawn_blocking(move || match &source {
+            Source::Dir(dir) => load_dir(dir),
+            Source::JsonFile(path) => load_json(path),
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// One secret (None when absent). A directory read touches only that key's file.
+    pub async fn load_one(&self, key: &str) -> Result<Option<(Vec<u8>, SystemTime)>, StoreError> {
+        // Keys become file names: refuse anything that is not a plain Secret key, so no
+        // path (`../x`, `a/b`) or kubelet internal (`..data`) is ever opened.
+        if key.starts_with('.') || check_secret_key(key).is_err() {
+            return Ok(None);
         }
+        let source = self.clone();
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || match &source {
+            Source::Dir(dir) => {
+                let path = dir.join(&key);
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_file() => {
+                        let value = std::fs::read(&path).map_err(io(&path))?;
+                        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                        Ok(Some((value, modified)))
+                    }
+                    Ok(_) => Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(io(&path)(e)),
+                }
+            }
+            Source::JsonFile(path) => {
+                let mut snap = load_json(path)?;
+                Ok(snap.data.remove(&key).map(|v| (v, snap.modified)))
+            }
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 }
 
-async fn load_dir(dir: &Path) -> Result<Snapshot, StoreError> {
+fn load_dir(dir: &Path) -> Result<Snapshot, StoreError> {
     let mut data = BTreeMap::new();
     let mut modified = SystemTime::UNIX_EPOCH;
-    let mut entries = tokio::fs::read_dir(dir).await.map_err(io(dir))?;
-    while let Some(entry) = entries.next_entry().await.map_err(io(dir))? {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
@@ -82,23 +118,22 @@ async fn load_dir(dir: &Path) -> Result<Snapshot, StoreError> {
         }
         let path = entry.path();
         // Follows the symlinks Kubernetes uses for each key.
-        let meta = tokio::fs::metadata(&path).await.map_err(io(&path))?;
+        let meta = std::fs::metadata(&path).map_err(io(&path))?;
         if !meta.is_file() {
             continue;
         }
         if let Ok(m) = meta.modified() {
             modified = modified.max(m);
         }
-        let value = tokio::fs::read(&path).await.map_err(io(&path))?;
+        let value = std::fs::read(&path).map_err(io(&path))?;
         data.insert(name, value);
     }
     Ok(Snapshot { data, modified })
 }
 
-async fn load_json(path: &Path) -> Result<Snapshot, StoreError> {
-    let bytes = tokio::fs::read(path).await.map_err(io(path))?;
-    let modified = tokio::fs::metadata(path)
-        .await
+fn load_json(path: &Path) -> Result<Snapshot, StoreError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let modified = std::fs::metadata(path)
         .ok()
         .and_then(|m| m.modified().ok())
         .unwrap_or(SystemTime::UNIX_EPOCH);
