@@ -32,6 +32,8 @@ pub enum Command {
     Operator(Box<crate::controller::OperatorArgs>),
     /// Serve the AWS KMS API (TrentService) over keyring files.
     Kms(Box<crate::kms::KmsArgs>),
+    /// Serve Infisical's secrets read API from a Secret (mounted directory or JSON file).
+    SecretsApi(Box<crate::secrets::SecretsApiArgs>),
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -45,6 +47,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Render(args) => exit(crate::resources::run(args).await),
         Command::Operator(args) => exit(crate::controller::run(*args).await),
         Command::Kms(args) => exit(crate::kms::run(*args).await),
+        Command::SecretsApi(args) => exit(crate::secrets::api::run(*args).await),
     }
 }
 
