@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "parity", version, about = "Make laptops and CI behave like staging")]
+#[command(
+    name = "parity",
+    version,
+    about = "Make laptops and CI behave like staging"
+)]
 pub struct Cli {
     /// Log format for stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PARITY_LOG_FORMAT")]
@@ -20,6 +24,23 @@ pub struct Cli {
 pub enum Command {
     /// Print the version.
     Version,
+    /// Wait for DynamoDB, create/update the declared tables, load seed fixtures.
+    Bootstrap(crate::dynamo::bootstrap::BootstrapArgs),
+    /// Compare a topology with a reference file or live endpoint (exit 1 on drift).
+    Diff(crate::dynamo::diff_cmd::DiffArgs),
+    /// Read live tables into a topology YAML on stdout.
+    Capture(crate::dynamo::capture::CaptureArgs),
+}
+
+/// Prints an error chain on stderr and maps it to a failing exit code.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -29,5 +50,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             println!("parity {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Bootstrap(args) => report(crate::dynamo::bootstrap::run(args).await),
+        Command::Capture(args) => report(crate::dynamo::capture::run(args).await),
+        // diff: 0 equal, 1 different, 2 error (CI gates tell drift from a broken run).
+        Command::Diff(args) => match crate::dynamo::diff_cmd::run(args).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
