@@ -58,19 +58,28 @@ fn attribute_definitions(t: &Table) -> anyhow::Result<Vec<AttributeDefinition>> 
         .collect()
 }
 
-/// Only the new index's keys: DynamoDB wants the definitions for the index being added.
-fn index_attribute_definitions(
+/// The table's current definitions plus the new index's keys. DynamoDB needs the new keys;
+/// moto replaces the table's definitions with whatever is sent, so the rest must be there too.
+async fn index_attribute_definitions(
+    client: &Client,
+    table: &str,
     g: &topo::GlobalSecondaryIndex,
 ) -> anyhow::Result<Vec<AttributeDefinition>> {
-    std::iter::once(&g.partition_key)
-        .chain(g.sort_key.as_ref())
-        .map(|k| {
-            Ok(AttributeDefinition::builder()
-                .attribute_name(&k.name)
-                .attribute_type(ddb::ScalarAttributeType::from(k.attr_type.as_str()))
-                .build()?)
-        })
-        .collect()
+    let mut defs: Vec<AttributeDefinition> = super::live::describe_raw(client, table)
+        .await?
+        .map(|d| d.attribute_definitions().to_vec())
+        .unwrap_or_default();
+    for k in std::iter::once(&g.partition_key).chain(g.sort_key.as_ref()) {
+        if !defs.iter().any(|d| d.attribute_name() == k.name) {
+            defs.push(
+                AttributeDefinition::builder()
+                    .attribute_name(&k.name)
+                    .attribute_type(ddb::ScalarAttributeType::from(k.attr_type.as_str()))
+                    .build()?,
+            );
+        }
+    }
+    Ok(defs)
 }
 
 fn throughput(t: &Throughput) -> anyhow::Result<ProvisionedThroughput> {
@@ -236,7 +245,9 @@ async fn apply_one(
             client
                 .update_table()
                 .table_name(name)
-                .set_attribute_definitions(Some(index_attribute_definitions(g)?))
+                .set_attribute_definitions(Some(
+                    index_attribute_definitions(client, name, g).await?,
+                ))
                 .global_secondary_index_updates(
                     GlobalSecondaryIndexUpdate::builder().create(action).build(),
                 )

@@ -71,7 +71,10 @@ impl Drop for TestNamespace {
         // thread blocks). Namespace deletion then finishes in the background.
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 rt.block_on(async move {
                     if let Ok(client) = Client::try_default().await {
                         let _ = Api::<Namespace>::all(client)

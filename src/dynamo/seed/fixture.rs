@@ -257,6 +257,24 @@ fn describe_key(table: &Table, k: &KeyAttribute) -> &'static str {
     }
 }
 
+/// "sort key of index byStatus": the first index that uses the attribute as a key.
+fn index_role(table: &Table, attr: &str) -> String {
+    for g in &table.global_secondary_indexes {
+        if g.partition_key.name == attr {
+            return format!("partition key of index {}", g.name);
+        }
+        if g.sort_key.as_ref().is_some_and(|k| k.name == attr) {
+            return format!("sort key of index {}", g.name);
+        }
+    }
+    for l in &table.local_secondary_indexes {
+        if l.sort_key.name == attr {
+            return format!("sort key of index {}", l.name);
+        }
+    }
+    "an index key".into()
+}
+
 fn check_key_value(
     name: &str,
     want: AttributeType,
@@ -495,7 +513,8 @@ fn parse_into(
             .filter(|d| !table.key_attributes().iter().any(|t| t.name == d.name))
         {
             if let Some(v) = it.get(&k.name)
-                && let Err(e) = check_key_value(&k.name, k.attr_type, v, "an index key")
+                && let Err(e) =
+                    check_key_value(&k.name, k.attr_type, v, &index_role(table, &k.name))
             {
                 errors.push(file, Some(line), e);
                 bad = true;
