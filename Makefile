@@ -44,6 +44,8 @@ test: ## everything CI runs: lint, unit, testenv up, integration, testenv down (
 	$(MAKE) lint
 	$(MAKE) unit
 	hack/pyenv >/dev/null
+	hack/testenv/build
+	hack/testenv/selftest
 	hack/testenv/up
 	rc=0; $(MAKE) integration || rc=$$?; \
 	  if [ $$rc -ne 0 ]; then hack/testenv/logs 60 || true; fi; \

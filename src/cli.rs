@@ -24,23 +24,18 @@ pub struct Cli {
 pub enum Command {
     /// Print the version.
     Version,
+    /// Print the ParityEnvironment CRD (or the operator's RBAC rules) as YAML.
+    Crd(crate::api::CrdArgs),
+    /// Print every object the operator would create for a ParityEnvironment file.
+    Render(crate::resources::RenderArgs),
+    /// Serve the AWS KMS API (TrentService) over keyring files.
+    Kms(Box<crate::kms::KmsArgs>),
     /// Wait for DynamoDB, create/update the declared tables, load seed fixtures.
     Bootstrap(crate::dynamo::bootstrap::BootstrapArgs),
     /// Compare a topology with a reference file or live endpoint (exit 1 on drift).
     Diff(crate::dynamo::diff_cmd::DiffArgs),
     /// Read live tables into a topology YAML on stdout.
     Capture(crate::dynamo::capture::CaptureArgs),
-}
-
-/// Prints an error chain on stderr and maps it to a failing exit code.
-fn report(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -50,8 +45,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             println!("parity {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Bootstrap(args) => report(crate::dynamo::bootstrap::run(args).await),
-        Command::Capture(args) => report(crate::dynamo::capture::run(args).await),
+        Command::Crd(args) => exit(crate::api::run(args).await),
+        Command::Render(args) => exit(crate::resources::run(args).await),
+        Command::Kms(args) => exit(crate::kms::run(*args).await),
+        Command::Bootstrap(args) => exit(crate::dynamo::bootstrap::run(args).await),
+        Command::Capture(args) => exit(crate::dynamo::capture::run(args).await),
         // diff: 0 equal, 1 different, 2 error (CI gates tell drift from a broken run).
         Command::Diff(args) => match crate::dynamo::diff_cmd::run(args).await {
             Ok(code) => code,
@@ -60,5 +58,16 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// Maps a subcommand's result to the exit code, printing the error chain on stderr.
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

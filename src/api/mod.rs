@@ -1,1 +1,17 @@
-//! api (filled in by its issue).
+//! The `ParityEnvironment` custom resource (`parity.dev/v1alpha1`): spec, status, CEL rules,
+//! defaults, the pure `validate`, and `parity crd`.
+
+mod crd;
+mod spec;
+mod status;
+mod validate;
+
+pub use crd::{CrdArgs, crd_yaml, run};
+pub use spec::*;
+pub use status::*;
+pub use validate::{
+    FieldError, ValidatedSpec, check_mirror_source, describe, parse_duration, validate,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,170 @@
-//! resources (filled in by its issue).
+//! Pure builders: (validated environment, tier profile, build context) -> Kubernetes objects.
+//! No I/O. One function per object; [`build_all`] lists every object of an environment in
+//! apply order. `parity render` and the controller both use them.
+
+mod bootstrap;
+mod dashboard;
+mod dynamodb;
+mod keyring;
+mod kms;
+mod meta;
+mod network_policy;
+mod object;
+pub mod rbac;
+mod render;
+mod security;
+mod service_account;
+mod topology;
+mod workload;
+
+pub use bootstrap::{bootstrap_hash, bootstrap_job};
+pub use dashboard::{dashboard_decrypts, dashboard_deployment, dashboard_service};
+pub use dynamodb::{dynamodb_deployment, dynamodb_pvc, dynamodb_service};
+pub use keyring::keyring_secret;
+pub use kms::{kms_deployment, kms_service};
+pub use meta::*;
+pub use network_policy::{dashboard_egress_policy, kms_ingress_policy};
+pub use object::Object;
+pub use render::{RENDER_PLACEHOLDER_UID, RenderArgs, render_yaml, run};
+pub use security::{DYNAMODB_LOCAL_UID, NONROOT_UID};
+pub use service_account::service_account;
+pub use topology::{
+    LOCAL_REGION, Topology, TopologyEndpoints, TopologyKeys, TopologySecrets, endpoints,
+    root_key_alias, topology, topology_config_map,
+};
+
+use crate::api::{KeyProvider, ValidatedSpec};
+use crate::tier::{Components, DynamoPlacement, TierProfile};
+
+/// Container ports.
+pub const KMS_PORT: i32 = 8080;
+pub const DYNAMODB_PORT: i32 = 8000;
+pub const DASHBOARD_PORT: i32 = 8080;
+/// Fixed NodePorts (tier Local with `node_ports`), matched by kind-config.yaml.
+pub const DASHBOARD_NODE_PORT: i32 = 30080;
+pub const DYNAMODB_NODE_PORT: i32 = 30800;
+pub const KMS_NODE_PORT: i32 = 30880;
+
+/// Where the topology ConfigMap is mounted in every workload.
+pub const TOPOLOGY_DIR: &str = "/etc/parity/topology";
+pub const TOPOLOGY_FILE: &str = "topology.yaml";
+/// Where the keyring Secret is mounted in the kms pod (and nowhere else).
+pub const KEYRING_DIR: &str = "/etc/parity/keyring";
+pub const SEED_DIR: &str = "/etc/parity/seed";
+
+/// What the builders need besides the environment: operator settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildContext {
+    /// The operator's own image, run by the kms, bootstrap and dashboard workloads.
+    pub image: String,
+    /// e.g. `IfNotPresent`; unset leaves the cluster default.
+    pub image_pull_policy: Option<String>,
+    /// Expose Services on the fixed NodePorts where the tier allows it (kind on a laptop).
+    /// Off by default: two environments would fight over the same ports.
+    pub node_ports: bool,
+}
+
+impl BuildContext {
+    pub fn new(image: impl Into<String>) -> BuildContext {
+        BuildContext {
+            image: image.into(),
+            image_pull_policy: None,
+            node_ports: false,
+        }
+    }
+}
+
+/// The image the operator runs its workloads with unless told otherwise.
+pub const DEFAULT_IMAGE: &str = concat!(
+    "ghcr.io/parity-dev/parity-operator:",
+    env!("CARGO_PKG_VERSION")
+);
+
+/// Which workloads this environment gets: the tier's components at its level, narrowed by
+/// the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub components: Components,
+    /// The keyring Secret and the `parity kms` key service (keys.provider Local).
+    pub kms: bool,
+    /// A DynamoDB Local pod and its bootstrap Job.
+    pub dynamodb_pod: bool,
+    pub dashboard: bool,
+    pub kms_ingress_policy: bool,
+    pub dashboard_egress_policy: bool,
+}
+
+pub fn plan(env: &ValidatedSpec, profile: &TierProfile) -> Plan {
+    let components = profile.components(env.spec.parity_level);
+    let kms = components.keys && env.spec.keys.provider == KeyProvider::Local;
+    let dynamodb_pod = components.dynamodb && profile.dynamodb == DynamoPlacement::InCluster;
+    let dashboard = components.dashboard && env.spec.dashboard.enabled;
+    Plan {
+        components,
+        kms,
+        dynamodb_pod,
+        dashboard,
+        kms_ingress_policy: kms && profile.isolate_dashboard_from_kms,
+        dashboard_egress_policy: dashboard && profile.isolate_dashboard_from_kms,
+    }
+}
+
+/// Every object of the environment, in apply order: identities and policies before pods,
+/// configuration before the workloads that mount it, the bootstrap Job after DynamoDB and
+/// the dashboard last. The controller gates the bootstrap Job on DynamoDB being available
+/// and the dashboard on keys and DynamoDB being ready ([`Object::component`]).
+pub fn build_all(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> Vec<Object> {
+    let plan = plan(env, profile);
+    let mut out = Vec::new();
+    let sa_components = [
+        (plan.kms, meta::Component::Kms),
+        (plan.dynamodb_pod, meta::Component::DynamoDb),
+        (plan.dynamodb_pod, meta::Component::Bootstrap),
+        (plan.dashboard, meta::Component::Dashboard),
+    ];
+    for (wanted, c) in sa_components {
+        if wanted {
+            out.push(Object::ServiceAccount(service_account(env, c)));
+        }
+    }
+    if plan.kms_ingress_policy {
+        out.push(Object::NetworkPolicy(kms_ingress_policy(env, profile)));
+    }
+    if plan.dashboard_egress_policy {
+        out.push(Object::NetworkPolicy(dashboard_egress_policy(env, profile)));
+    }
+    if plan.kms {
+        out.push(Object::Secret(keyring_secret(env)));
+    }
+    out.push(Object::ConfigMap(topology_config_map(env, profile, ctx)));
+    if plan.kms {
+        out.push(Object::Deployment(kms_deployment(env, profile, ctx)));
+        out.push(Object::Service(kms_service(env, profile, ctx)));
+    }
+    if plan.dynamodb_pod {
+        if let Some(pvc) = dynamodb_pvc(env, profile) {
+            out.push(Object::PersistentVolumeClaim(pvc));
+        }
+        out.push(Object::Deployment(dynamodb_deployment(env, profile, ctx)));
+        out.push(Object::Service(dynamodb_service(env, profile, ctx)));
+        out.push(Object::Job(bootstrap_job(env, profile, ctx)));
+    }
+    if plan.dashboard {
+        out.push(Object::Deployment(dashboard_deployment(env, profile, ctx)));
+        out.push(Object::Service(dashboard_service(env, profile, ctx)));
+    }
+    out
+}
+
+/// Replicas of every workload: zero while suspended (data and keys stay).
+fn replicas(env: &ValidatedSpec) -> i32 {
+    if env.spec.suspend { 0 } else { 1 }
+}
+
+/// `http://<service>.<namespace>.svc:<port>`
+fn service_url(env: &ValidatedSpec, service: &str, port: i32) -> String {
+    format!("http://{service}.{}.svc:{port}", env.namespace)
+}
+
+#[cfg(test)]
+mod tests;

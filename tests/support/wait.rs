@@ -14,12 +14,11 @@ where
     Fut: Future<Output = Result<T, S>>,
 {
     let start = Instant::now();
-    let mut last: Option<S> = None;
     loop {
-        match probe().await {
+        let last = match probe().await {
             Ok(v) => return v,
-            Err(seen) => last = Some(seen),
-        }
+            Err(seen) => seen,
+        };
         if start.elapsed() > timeout {
             panic!(
                 "timed out after {:?} waiting for {what}; last seen: {:?}",

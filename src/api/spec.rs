@@ -1,0 +1,495 @@
+//! `ParityEnvironment.spec`: what a user declares. Bounds on every string, list and map keep
+//! the API server's CEL cost estimate small; the CEL rules live next to the fields they guard
+//! so each message can name the field and the fix.
+
+// Used inside the #[x_kube] attributes, which the lint does not see.
+#[allow(unused_imports)]
+use kube::core::{ListMerge, Rule};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::ParityEnvironmentStatus;
+
+/// The DynamoDB Local image used when `spec.dynamodb.image` is not set. Only referenced:
+/// the jar is not open source, so nothing here downloads it.
+pub const DEFAULT_DYNAMODB_IMAGE: &str = "amazon/dynamodb-local:2.5.2";
+
+/// Go-style duration (`90s`, `15m`, `12h`, `1h30m`) plus whole days (`7d`), as the
+/// controller and `validate()` parse it.
+pub const DURATION_PATTERN: &str = r"^([0-9]{1,6}(d|h|m|s|ms))+$";
+
+/// A DNS-1123 label.
+const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "parity.dev",
+    version = "v1alpha1",
+    kind = "ParityEnvironment",
+    plural = "parityenvironments",
+    singular = "parityenvironment",
+    shortname = "penv",
+    category = "parity",
+    namespaced,
+    status = "ParityEnvironmentStatus",
+    derive = "PartialEq",
+    doc = "A development, CI or staging environment that mirrors staging: DynamoDB, a key hierarchy, secrets and a dashboard.",
+    printcolumn(name = "Tier", type_ = "string", json_path = ".spec.tier"),
+    printcolumn(name = "Level", type_ = "integer", json_path = ".spec.parityLevel"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS-1035 label of at most 40 characters (it prefixes the names of the objects the operator creates): choose a shorter name starting with a letter")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.dashboard) || !has(self.dashboard.decryption) || self.dashboard.decryption != 'Server' || self.tier == 'Local'")
+        .message("spec.dashboard.decryption: Server is allowed only when spec.tier is Local (zero-knowledge outside Local): set decryption to Disabled")
+        .field_path(".dashboard.decryption"),
+    validation = Rule::new("!has(self.ttl) || self.tier == 'CI'")
+        .message("spec.ttl is allowed only when spec.tier is CI: remove spec.ttl or use tier CI")
+        .field_path(".ttl"),
+    validation = Rule::new("self.tier != 'Staging' || self.parityLevel < 1 || (has(self.dynamodb) && has(self.dynamodb.external))")
+        .message("spec.dynamodb.external is required when spec.tier is Staging and parityLevel >= 1 (Staging cannot run DynamoDB Local): set spec.dynamodb.external.endpoint and region")
+        .field_path(".dynamodb"),
+    validation = Rule::new("self.tier == 'Staging' || !has(self.dynamodb) || !has(self.dynamodb.external)")
+        .message("spec.dynamodb.external is allowed only when spec.tier is Staging (Local and CI run DynamoDB Local): remove spec.dynamodb.external")
+        .field_path(".dynamodb.external"),
+    validation = Rule::new("self.tier != 'Staging' || (has(self.keys) && has(self.keys.provider) && self.keys.provider == 'Kms')")
+        .message("spec.keys.provider must be Kms when spec.tier is Staging (staging holds no local root key): set spec.keys.provider to Kms and spec.keys.kms.keyId")
+        .field_path(".keys.provider"),
+    validation = Rule::new("self.tier != 'Staging' || !has(self.mirror)")
+        .message("spec.mirror is not allowed when spec.tier is Staging (Staging is the source that others mirror): remove spec.mirror")
+        .field_path(".mirror"),
+)]
+pub struct ParityEnvironmentSpec {
+    /// Which kind of environment this is; decides what may run and what is cut off.
+    /// Immutable after creation.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.tier is immutable: delete the environment and create it again with the new tier"))]
+    pub tier: Tier,
+
+    /// 0 = keys + secrets; 1 = + DynamoDB with tables; 2 = + streams and the dashboard;
+    /// 3 = the KMS and secrets SDK paths exercised over their real wire protocols.
+    #[serde(default = "default_parity_level")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 3").message("spec.parityLevel must be between 0 and 3: 0 keys+secrets, 1 +DynamoDB, 2 +streams and dashboard, 3 +SDK wire protocols"))]
+    pub parity_level: i32,
+
+    /// Copy the topology (tables, key aliases, secret names) of a Staging environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorSpec>,
+
+    /// DynamoDB: DynamoDB Local in the cluster (Local, CI) or an external endpoint (Staging).
+    #[serde(default)]
+    pub dynamodb: DynamoDbSpec,
+
+    /// The key hierarchy's root: a local keyring or an AWS KMS key.
+    #[serde(default)]
+    pub keys: KeysSpec,
+
+    /// Application secrets: generated locally or synced from Infisical.
+    #[serde(default)]
+    pub secrets: SecretsSpec,
+
+    /// The internal data dashboard.
+    #[serde(default)]
+    pub dashboard: DashboardSpec,
+
+    /// CI only: the environment is deleted this long after creation (e.g. `2h`, `1d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = DURATION_PATTERN))]
+    pub ttl: Option<String>,
+
+    /// Scale every workload to zero, keeping data and keys.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_parity_level() -> i32 {
+    1
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Tier {
+    Local,
+    #[serde(rename = "CI")]
+    Ci,
+    Staging,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Local, Tier::Ci, Tier::Staging];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Local => "Local",
+            Tier::Ci => "CI",
+            Tier::Staging => "Staging",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorSpec {
+    /// The Staging ParityEnvironment to copy the topology from.
+    pub from: ObjectRef,
+}
+
+/// A reference to a ParityEnvironment, in this namespace unless `namespace` is set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
+    pub namespace: Option<String>,
+}
+
+/// A key of a Secret or ConfigMap in the environment's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalObjectKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// A ConfigMap in the environment's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalObjectRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamoDbSpec {
+    /// The DynamoDB Local image (pinned tag or digest).
+    #[serde(default = "default_dynamodb_image")]
+    #[schemars(length(min = 1, max = 255))]
+    pub image: String,
+
+    /// Where DynamoDB Local keeps its data.
+    #[serde(default)]
+    pub persistence: PersistenceSpec,
+
+    /// Tables created by the bootstrap Job (unique by name).
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub tables: Vec<TableSpec>,
+
+    /// Fixtures loaded after the tables exist: a ConfigMap with one `<table>.json` per table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<SeedSpec>,
+
+    /// Staging only: the DynamoDB to use instead of a DynamoDB Local pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalDynamoDb>,
+}
+
+impl Default for DynamoDbSpec {
+    fn default() -> Self {
+        DynamoDbSpec {
+            image: default_dynamodb_image(),
+            persistence: PersistenceSpec::default(),
+            tables: Vec::new(),
+            seed: None,
+            external: None,
+        }
+    }
+}
+
+fn default_dynamodb_image() -> String {
+    DEFAULT_DYNAMODB_IMAGE.to_string()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistenceSpec {
+    /// InMemory or Volume. Unset means the tier's default (Local: Volume, CI: InMemory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<PersistenceMode>,
+    /// Size of the volume (Volume mode), e.g. `1Gi`.
+    #[serde(default = "default_volume_size")]
+    #[schemars(length(max = 32), regex(pattern = r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$"))]
+    pub size: String,
+    /// StorageClass of the volume; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for PersistenceSpec {
+    fn default() -> Self {
+        PersistenceSpec {
+            mode: None,
+            size: default_volume_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+fn default_volume_size() -> String {
+    "1Gi".to_string()
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PersistenceMode {
+    InMemory,
+    Volume,
+}
+
+/// One table. New table features (indexes, TTL, streams) are added as optional fields.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.billingMode != 'Provisioned' || has(self.provisioned)")
+        .message("spec.dynamodb.tables[].provisioned is required when billingMode is Provisioned: set readCapacityUnits and writeCapacityUnits, or use PayPerRequest"),
+    validation = Rule::new("!has(self.sortKey) || self.sortKey.name != self.partitionKey.name")
+        .message("spec.dynamodb.tables[].sortKey.name must differ from partitionKey.name: rename one of them"),
+)]
+pub struct TableSpec {
+    /// The DynamoDB table name.
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
+    pub name: String,
+    pub partition_key: KeyAttribute,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_key: Option<KeyAttribute>,
+    #[serde(default)]
+    pub billing_mode: BillingMode,
+    /// Throughput for billingMode Provisioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned: Option<ProvisionedThroughput>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyAttribute {
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+    #[serde(rename = "type")]
+    pub attribute_type: AttributeType,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AttributeType {
+    S,
+    N,
+    B,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum BillingMode {
+    #[default]
+    PayPerRequest,
+    Provisioned,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionedThroughput {
+    #[schemars(range(min = 1, max = 40000))]
+    pub read_capacity_units: i64,
+    #[schemars(range(min = 1, max = 40000))]
+    pub write_capacity_units: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedSpec {
+    /// ConfigMap holding the fixtures.
+    pub config_map_ref: LocalObjectRef,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalDynamoDb {
+    /// e.g. `https://dynamodb.eu-west-1.amazonaws.com`.
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^https?://[^\s]+$"))]
+    pub endpoint: String,
+    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[a-z0-9-]+$"))]
+    pub region: String,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.provider != 'Kms' || (has(self.kms) && self.kms.keyId != '')")
+        .message("spec.keys.kms.keyId is required when spec.keys.provider is Kms: set the KMS key id or ARN")
+        .field_path(".kms"),
+    validation = Rule::new("self.provider != 'Local' || !has(self.local) || !has(self.local.source) || self.local.source != 'Seeded' || has(self.local.seedSecretRef)")
+        .message("spec.keys.local.seedSecretRef is required when spec.keys.local.source is Seeded: reference a Secret key holding the seed, or use source Generated")
+        .field_path(".local.seedSecretRef"),
+)]
+pub struct KeysSpec {
+    #[serde(default)]
+    pub provider: KeyProvider,
+    /// The local keyring (provider Local).
+    #[serde(default)]
+    pub local: LocalKeysSpec,
+    /// The AWS KMS key (provider Kms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms: Option<KmsSpec>,
+    #[serde(default)]
+    pub rotation: RotationSpec,
+    /// Retain keeps the keyring Secret when the environment is deleted, so re-creating it finds
+    /// the same keys; Delete removes it with the environment.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum KeyProvider {
+    #[default]
+    Local,
+    Kms,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalKeysSpec {
+    /// Generated: random root key created once. Seeded: derived deterministically from the
+    /// seed Secret (reproducible CI runs).
+    #[serde(default)]
+    pub source: KeySource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_secret_ref: Option<LocalObjectKeyRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum KeySource {
+    #[default]
+    Generated,
+    Seeded,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KmsSpec {
+    /// Key id, ARN or alias of the root KMS key.
+    #[schemars(length(min = 1, max = 2048))]
+    pub key_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[a-z0-9-]+$"))]
+    pub region: Option<String>,
+    /// A KMS-compatible endpoint instead of AWS's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^https?://[^\s]+$"))]
+    pub endpoint: Option<String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationSpec {
+    /// How often a new key-encryption version is made, e.g. `720h` or `30d`; unset: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = DURATION_PATTERN))]
+    pub period: Option<String>,
+    /// How many key versions stay usable for decryption (>= 1).
+    #[serde(default = "default_retain_versions")]
+    #[schemars(range(max = 100))]
+    #[x_kube(validation = Rule::new("self >= 1").message("spec.keys.rotation.retainVersions must be at least 1: the active version must be kept"))]
+    pub retain_versions: i32,
+}
+
+impl Default for RotationSpec {
+    fn default() -> Self {
+        RotationSpec {
+            period: None,
+            retain_versions: default_retain_versions(),
+        }
+    }
+}
+
+fn default_retain_versions() -> i32 {
+    3
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.provider != 'Infisical' || has(self.infisical)")
+        .message("spec.secrets.infisical is required when spec.secrets.provider is Infisical: set projectSlug and envSlug")
+        .field_path(".infisical"),
+)]
+pub struct SecretsSpec {
+    #[serde(default)]
+    pub provider: SecretsProvider,
+    /// The secrets.schema.json that names and types the secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<LocalObjectKeyRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infisical: Option<InfisicalSpec>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum SecretsProvider {
+    #[default]
+    Local,
+    Infisical,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InfisicalSpec {
+    #[schemars(length(min = 1, max = 63))]
+    pub project_slug: String,
+    #[schemars(length(min = 1, max = 63))]
+    pub env_slug: String,
+    #[serde(default = "default_secrets_path")]
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^/"))]
+    pub secrets_path: String,
+}
+
+fn default_secrets_path() -> String {
+    "/".to_string()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardSpec {
+    /// Run the dashboard (from parityLevel 2).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Server: the dashboard decrypts fields through the key service (tier Local only).
+    /// Disabled: it shows ciphertext only and holds no key material. (Not `Off`: YAML 1.1
+    /// readers such as kubectl turn an unquoted Off into false.)
+    #[serde(default)]
+    pub decryption: Decryption,
+}
+
+impl Default for DashboardSpec {
+    fn default() -> Self {
+        DashboardSpec {
+            enabled: true,
+            decryption: Decryption::Disabled,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Decryption {
+    Server,
+    #[default]
+    Disabled,
+}

@@ -1,0 +1,226 @@
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use super::*;
+
+fn env(spec: &str) -> ParityEnvironment {
+    let yaml = format!(
+        "apiVersion: parity.dev/v1alpha1\nkind: ParityEnvironment\nmetadata: {{name: e1, namespace: ns}}\nspec:\n{spec}"
+    );
+    serde_yaml::from_str(&yaml).expect("test yaml")
+}
+
+fn fields(spec: &str) -> Vec<String> {
+    match validate(&env(spec)) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.into_iter().map(|e| e.field).collect(),
+    }
+}
+
+#[test]
+fn durations_parse_like_go_plus_days() {
+    let s = std::time::Duration::from_secs;
+    assert_eq!(parse_duration("90s"), Ok(s(90)));
+    assert_eq!(parse_duration("1h30m"), Ok(s(5400)));
+    assert_eq!(parse_duration("7d"), Ok(s(7 * 86400)));
+    assert_eq!(
+        parse_duration("500ms"),
+        Ok(std::time::Duration::from_millis(500))
+    );
+    for bad in ["", "h", "10", "1y", "-1h", "1.5h", "1h ", "9999999s"] {
+        let err = parse_duration(bad).unwrap_err();
+        assert!(err.contains("is not a duration"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn defaults_resolve_per_tier() {
+    let v = validate(&env("  tier: Local\n")).unwrap();
+    assert_eq!(v.spec.parity_level, 1);
+    assert_eq!(v.persistence, PersistenceMode::Volume);
+    assert_eq!(v.spec.dashboard.decryption, Decryption::Disabled);
+    assert_eq!(v.spec.keys.rotation.retain_versions, 3);
+    assert_eq!(v.spec.dynamodb.image, DEFAULT_DYNAMODB_IMAGE);
+    let v = validate(&env("  tier: CI\n  ttl: 2h\n")).unwrap();
+    assert_eq!(v.persistence, PersistenceMode::InMemory);
+    assert_eq!(v.ttl, Some(std::time::Duration::from_secs(7200)));
+}
+
+#[test]
+fn tier_rules_name_the_field() {
+    let cases = [
+        (
+            "  tier: CI\n  dashboard: {decryption: Server}\n",
+            "spec.dashboard.decryption",
+        ),
+        ("  tier: Local\n  ttl: 1h\n", "spec.ttl"),
+        ("  tier: CI\n  ttl: soon\n", "spec.ttl"),
+        (
+            "  tier: Local\n  keys: {provider: Kms}\n",
+            "spec.keys.kms.keyId",
+        ),
+        (
+            "  tier: CI\n  keys: {local: {source: Seeded}}\n",
+            "spec.keys.local.seedSecretRef",
+        ),
+        ("  tier: Local\n  parityLevel: 4\n", "spec.parityLevel"),
+        (
+            "  tier: Local\n  keys: {rotation: {retainVersions: 0}}\n",
+            "spec.keys.rotation.retainVersions",
+        ),
+        (
+            "  tier: Local\n  keys: {rotation: {period: 1s}}\n",
+            "spec.keys.rotation.period",
+        ),
+        (
+            "  tier: Staging\n  keys: {provider: Kms, kms: {keyId: k}}\n",
+            "spec.dynamodb.external",
+        ),
+        (
+            "  tier: Local\n  dynamodb: {external: {endpoint: 'https://x', region: r}}\n",
+            "spec.dynamodb.external",
+        ),
+        (
+            "  tier: Staging\n  dynamodb: {external: {endpoint: 'https://x', region: r}}\n",
+            "spec.keys.provider",
+        ),
+        (
+            "  tier: Local\n  dynamodb:\n    tables:\n    - {name: abc, partitionKey: {name: a, type: S}}\n    - {name: abc, partitionKey: {name: a, type: S}}\n",
+            "spec.dynamodb.tables[1].name",
+        ),
+        (
+            "  tier: Local\n  secrets: {provider: Infisical}\n",
+            "spec.secrets.infisical",
+        ),
+    ];
+    for (spec, field) in cases {
+        assert!(
+            fields(spec).contains(&field.to_string()),
+            "{spec} -> {:?}",
+            fields(spec)
+        );
+    }
+    assert!(
+        fields("  tier: Staging\n  parityLevel: 0\n  keys: {provider: Kms, kms: {keyId: k}}\n")
+            .is_empty()
+    );
+}
+
+#[test]
+fn long_names_are_rejected() {
+    let mut e = env("  tier: Local\n");
+    e.metadata.name = Some("a".repeat(41));
+    let errs = validate(&e).unwrap_err();
+    assert_eq!(errs[0].field, "metadata.name");
+}
+
+#[test]
+fn expires_at_is_creation_plus_ttl() {
+    let mut e = env("  tier: CI\n  ttl: 90m\n");
+    e.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    let v = validate(&e).unwrap();
+    assert_eq!(
+        v.expires_at().unwrap().0.to_string(),
+        "2026-01-01T01:30:00Z"
+    );
+}
+
+#[test]
+fn mirror_source_must_be_staging() {
+    let v = validate(&env("  tier: CI\n  mirror: {from: {name: stg}}\n")).unwrap();
+    let err = check_mirror_source(&v, None).unwrap_err();
+    assert_eq!(err.field, "spec.mirror.from");
+    let local = env("  tier: Local\n");
+    assert!(check_mirror_source(&v, Some(&local)).is_err());
+    let stg = env("  tier: Staging\n  parityLevel: 0\n  keys: {provider: Kms, kms: {keyId: k}}\n");
+    assert!(check_mirror_source(&v, Some(&stg)).is_ok());
+}
+
+/// Walks the CRD's spec schema: every string, list and map must be bounded or the API
+/// server's CEL cost estimate explodes.
+fn assert_bounded(path: &str, s: &Value) {
+    match s.get("type").and_then(Value::as_str) {
+        Some("string") if s.get("enum").is_none() && s.get("format").is_none() => {
+            assert!(s.get("maxLength").is_some(), "{path} has no maxLength");
+        }
+        Some("array") => {
+            assert!(s.get("maxItems").is_some(), "{path} has no maxItems");
+            assert_bounded(&format!("{path}[]"), &s["items"]);
+        }
+        Some("object") => {
+            if let Some(props) = s.get("properties").and_then(Value::as_object) {
+                for (k, v) in props {
+                    assert_bounded(&format!("{path}.{k}"), v);
+                }
+            } else {
+                assert!(
+                    s.get("maxProperties").is_some(),
+                    "{path} has no maxProperties"
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn crd_bounds_every_string_list_and_map() {
+    let crd = serde_json::to_value(ParityEnvironment::crd()).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    assert_bounded("spec", &schema["spec"]);
+    assert_bounded("status", &schema["status"]);
+}
+
+#[test]
+fn crd_carries_rules_defaults_and_columns() {
+    let yaml = crd_yaml().unwrap();
+    for needle in [
+        "self == oldSelf",
+        "shortNames:\n    - penv",
+        "default: Disabled",
+        "default: Retain",
+        "amazon/dynamodb-local:",
+        "name: Ready",
+        "subresources:\n      status: {}",
+        "x-kubernetes-list-type: map",
+    ] {
+        assert!(yaml.contains(needle), "CRD lacks {needle:?}");
+    }
+    // YAML 1.1 readers (kubectl) turn these into booleans.
+    for word in ["Off", "On", "Yes", "No"] {
+        assert!(
+            !yaml.contains(&format!(": {word}\n")),
+            "unquoted {word} in CRD"
+        );
+    }
+}
+
+#[test]
+fn condition_types_round_trip() {
+    for t in ConditionType::ALL {
+        assert_eq!(ConditionType::parse(t.as_str()), Some(t));
+    }
+    assert_eq!(ConditionType::DynamoDbReady.as_str(), "DynamoDBReady");
+}
+
+#[test]
+fn set_condition_keeps_transition_time_when_status_is_unchanged() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let t0 = Time("2026-01-01T00:00:00Z".parse().unwrap());
+    let t1 = Time("2026-01-01T00:05:00Z".parse().unwrap());
+    let mut s = ParityEnvironmentStatus::default();
+    let c = |st| Condition::new(ConditionType::Ready, st, "Reconciled", "ok", Some(1));
+    s.set_condition(c(ConditionStatus::True), t0.clone());
+    let before = s.clone();
+    s.set_condition(c(ConditionStatus::True), t1.clone());
+    assert_eq!(s, before);
+    s.set_condition(c(ConditionStatus::False), t1.clone());
+    assert_eq!(
+        s.condition(ConditionType::Ready)
+            .unwrap()
+            .last_transition_time,
+        Some(t1)
+    );
+}

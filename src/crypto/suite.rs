@@ -1,0 +1,142 @@
+//! The one algorithm suite (0x0001): per-message key and commitment derived with
+//! HKDF-SHA256 from the data key, then AES-256-GCM over the payload.
+//!
+//! `prk = HKDF-Extract(salt = nonce, ikm = data key)`;
+//! `message key = HKDF-Expand(prk, "parity/v1/enc" || suite, 32)`;
+//! `commitment = HKDF-Expand(prk, "parity/v1/commit" || suite, 32)`.
+//! Deriving a fresh key per nonce keeps a cached data key far from GCM's per-key limits,
+//! and the stored commitment means a ciphertext opens under exactly one data key (GCM
+//! alone is not key-committing).
+
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::envelope::{
+    COMMITMENT_LEN, Envelope, NONCE_LEN, SUITE_AES256_GCM_HKDF_SHA256_COMMIT, TAG_LEN,
+};
+use super::key::{KEY_LEN, SecretKey};
+
+const SUITE: u16 = SUITE_AES256_GCM_HKDF_SHA256_COMMIT;
+
+/// Why a payload did not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("key commitment does not match the data key (wrong key or tampered envelope)")]
+    CommitmentMismatch,
+    #[error("ciphertext authentication failed (tampered ciphertext or wrong encryption context)")]
+    AuthenticationFailed,
+}
+
+fn info(label: &[u8]) -> Vec<u8> {
+    let mut v = label.to_vec();
+    v.extend_from_slice(&SUITE.to_be_bytes());
+    v
+}
+
+/// The per-message AES key and the key commitment for `data_key` and `nonce`.
+pub(crate) fn derive(
+    data_key: &SecretKey,
+    nonce: &[u8; NONCE_LEN],
+) -> (SecretKey, [u8; COMMITMENT_LEN]) {
+    let hk = Hkdf::<Sha256>::new(Some(nonce), data_key.expose());
+    let mut enc = [0u8; KEY_LEN];
+    let mut commitment = [0u8; COMMITMENT_LEN];
+    // Expand fails only for outputs above 255 * 32 bytes; ours are 32.
+    hk.expand(&info(b"parity/v1/enc"), &mut enc)
+        .unwrap_or_else(|_| unreachable!("32-byte HKDF output"));
+    hk.expand(&info(b"parity/v1/commit"), &mut commitment)
+        .unwrap_or_else(|_| unreachable!("32-byte HKDF output"));
+    let key = SecretKey::from_bytes(enc);
+    zeroize::Zeroize::zeroize(&mut enc);
+    (key, commitment)
+}
+
+/// Encrypts `plaintext` into a complete envelope under an already wrapped data key.
+pub(crate) fn seal(
+    data_key: &SecretKey,
+    nonce: [u8; NONCE_LEN],
+    key_id: String,
+    key_version: u32,
+    wrapped_key: Vec<u8>,
+    canonical_context: &[u8],
+    plaintext: &[u8],
+) -> Envelope {
+    let (msg_key, commitment) = derive(data_key, &nonce);
+    let mut env = Envelope {
+        suite: SUITE,
+        key_id,
+        key_version,
+        wrapped_key,
+        nonce,
+        commitment,
+        ciphertext: Vec::with_capacity(plaintext.len() + TAG_LEN),
+    };
+    let aad = env.payload_aad(canonical_context);
+    let cipher = Aes256Gcm::new(msg_key.expose().into());
+    env.ciphertext.extend_from_slice(plaintext);
+    // Fails only above GCM's 64 GiB message limit, far beyond MAX_PLAINTEXT_LEN.
+    let tag = cipher
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut env.ciphertext)
+        .unwrap_or_else(|_| unreachable!("plaintext within GCM limits"));
+    env.ciphertext.extend_from_slice(&tag);
+    env
+}
+
+/// Checks the commitment, then authenticates and decrypts the payload.
+pub(crate) fn open(
+    env: &Envelope,
+    data_key: &SecretKey,
+    canonical_context: &[u8],
+) -> Result<Vec<u8>, OpenError> {
+    let (msg_key, commitment) = derive(data_key, &env.nonce);
+    if !bool::from(commitment.ct_eq(&env.commitment)) {
+        return Err(OpenError::CommitmentMismatch);
+    }
+    if env.ciphertext.len() < TAG_LEN {
+        return Err(OpenError::AuthenticationFailed);
+    }
+    let (ct, tag) = env.ciphertext.split_at(env.ciphertext.len() - TAG_LEN);
+    let aad = env.payload_aad(canonical_context);
+    let cipher = Aes256Gcm::new(msg_key.expose().into());
+    let mut buf = ct.to_vec();
+    cipher
+        .decrypt_in_place_detached(
+            Nonce::from_slice(&env.nonce),
+            &aad,
+            &mut buf,
+            Tag::from_slice(tag),
+        )
+        .map_err(|_| OpenError::AuthenticationFailed)?;
+    Ok(buf)
+}
+
+/// A random 96-bit nonce from the OS RNG.
+pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
+    use rand::RngCore;
+    let mut n = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut n);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_rejects_other_key_by_commitment_and_other_context_by_tag() {
+        let dk = SecretKey::from_bytes([7; 32]);
+        let env = seal(&dk, [1; 12], "k".into(), 1, vec![9], b"ctx", b"hello");
+        assert_eq!(open(&env, &dk, b"ctx").unwrap(), b"hello");
+        assert_eq!(
+            open(&env, &SecretKey::from_bytes([8; 32]), b"ctx"),
+            Err(OpenError::CommitmentMismatch)
+        );
+        assert_eq!(
+            open(&env, &dk, b"other"),
+            Err(OpenError::AuthenticationFailed)
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! `<env>-bootstrap-<hash>`: `parity bootstrap` waits for DynamoDB and creates the tables of
+//! the topology. The name carries a hash of the Job's spec, so a changed table list (or
+//! image) makes a new Job instead of an update the API server would refuse (a Job's pod
+//! template is immutable).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, Volume, VolumeMount};
+use sha2::{Digest, Sha256};
+
+use super::meta::{ANNOTATION_SPEC_HASH, Component, names, object_meta};
+use super::security::{NONROOT_UID, resources};
+use super::topology::{region, topology};
+use super::workload::{env_var, parity_container, pod_template, topology_volume};
+use super::{BuildContext, DYNAMODB_PORT, SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, service_url};
+use crate::api::ValidatedSpec;
+use crate::tier::TierProfile;
+
+fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
+    let mut args = vec![
+        "bootstrap".to_string(),
+        "--endpoint".to_string(),
+        service_url(env, &names::dynamodb(&env.name), DYNAMODB_PORT),
+        "--region".to_string(),
+        region(env),
+        "--topology".to_string(),
+        format!("{TOPOLOGY_DIR}/{TOPOLOGY_FILE}"),
+    ];
+    let (topology, topology_mount) = topology_volume(env);
+    let mut volumes = vec![topology];
+    let mut mounts = vec![topology_mount];
+    if let Some(seed) = &env.spec.dynamodb.seed {
+        args.extend(["--seed-dir".to_string(), SEED_DIR.to_string()]);
+        volumes.push(Volume {
+            name: "seed".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: seed.config_map_ref.name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "seed".to_string(),
+            mount_path: SEED_DIR.to_string(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    // DynamoDB Local accepts any credentials, but the SDK insists on having some.
+    let envs = vec![
+        env_var("AWS_ACCESS_KEY_ID", "local"),
+        env_var("AWS_SECRET_ACCESS_KEY", "local"),
+        env_var("AWS_REGION", region(env)),
+    ];
+    let mut container = parity_container(
+        ctx,
+        "bootstrap",
+        args,
+        envs,
+        None,
+        resources(("20m", "32Mi"), ("500m", "128Mi")),
+    );
+    container.volume_mounts = Some(mounts);
+    JobSpec {
+        backoff_limit: Some(6),
+        template: pod_template(
+            env,
+            Component::Bootstrap,
+            NONROOT_UID,
+            container,
+            volumes,
+            Some("Never"),
+        ),
+        ..Default::default()
+    }
+}
+
+/// First 10 hex digits of the SHA-256 of the Job's spec (without `suspend`, which may change)
+/// and of the topology it reads (the tables).
+pub fn bootstrap_hash(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&job_spec(env, ctx)).unwrap_or_default());
+    h.update(serde_json::to_vec(&topology(env, profile, ctx)).unwrap_or_default());
+    hex::encode(&h.finalize()[..5])
+}
+
+pub fn bootstrap_job(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> Job {
+    let hash = bootstrap_hash(env, profile, ctx);
+    let mut metadata = object_meta(
+        env,
+        names::bootstrap(&env.name, &hash),
+        Component::Bootstrap,
+    );
+    metadata.annotations = Some(BTreeMap::from([(ANNOTATION_SPEC_HASH.to_string(), hash)]));
+    let mut spec = job_spec(env, ctx);
+    spec.suspend = Some(env.spec.suspend);
+    Job {
+        metadata,
+        spec: Some(spec),
+        ..Default::default()
+    }
+}

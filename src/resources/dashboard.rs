@@ -1,0 +1,98 @@
+//! `<env>-dashboard`: `parity dashboard`. It never mounts the keyring. Where the tier forbids
+//! decryption it is not even told where the key service is (and a NetworkPolicy cuts the
+//! route), so zero knowledge holds by construction.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+
+use super::meta::{Component, names};
+use super::security::{NONROOT_UID, resources};
+use super::topology::region;
+use super::workload::{
+    deployment, env_var, parity_container, pod_template, service, topology_volume,
+};
+use super::{
+    BuildContext, DASHBOARD_NODE_PORT, DASHBOARD_PORT, TOPOLOGY_DIR, TOPOLOGY_FILE, endpoints, plan,
+};
+use crate::api::{Decryption, ValidatedSpec};
+use crate::tier::TierProfile;
+
+/// Whether this environment's dashboard decrypts: asked for, and allowed by the tier.
+pub fn dashboard_decrypts(env: &ValidatedSpec, profile: &TierProfile) -> bool {
+    profile.dashboard_decryption_allowed && env.spec.dashboard.decryption == Decryption::Server
+}
+
+pub fn dashboard_deployment(
+    env: &ValidatedSpec,
+    profile: &TierProfile,
+    ctx: &BuildContext,
+) -> Deployment {
+    let ep = endpoints(env, profile, ctx);
+    let decrypts = dashboard_decrypts(env, profile);
+    let mut args = vec![
+        "dashboard".to_string(),
+        "--listen".to_string(),
+        format!("0.0.0.0:{DASHBOARD_PORT}"),
+        "--topology".to_string(),
+        format!("{TOPOLOGY_DIR}/{TOPOLOGY_FILE}"),
+        "--region".to_string(),
+        region(env),
+    ];
+    if let Some(dynamodb) = &ep.dynamodb {
+        args.extend(["--dynamodb-endpoint".to_string(), dynamodb.clone()]);
+    }
+    args.extend([
+        "--decryption".to_string(),
+        if decrypts { "server" } else { "disabled" }.to_string(),
+    ]);
+    if decrypts && let Some(kms) = &ep.kms {
+        args.extend(["--kms-endpoint".to_string(), kms.clone()]);
+    }
+    let mut envs = vec![env_var("AWS_REGION", region(env))];
+    if plan(env, profile).dynamodb_pod {
+        // DynamoDB Local accepts any credentials, but the SDK insists on having some.
+        envs.push(env_var("AWS_ACCESS_KEY_ID", "local"));
+        envs.push(env_var("AWS_SECRET_ACCESS_KEY", "local"));
+    }
+    let mut container = parity_container(
+        ctx,
+        "dashboard",
+        args,
+        envs,
+        Some(DASHBOARD_PORT),
+        resources(("20m", "64Mi"), ("500m", "256Mi")),
+    );
+    let (topology, topology_mount) = topology_volume(env);
+    container.volume_mounts = Some(vec![topology_mount]);
+    let template = pod_template(
+        env,
+        Component::Dashboard,
+        NONROOT_UID,
+        container,
+        vec![topology],
+        None,
+    );
+    deployment(
+        env,
+        Component::Dashboard,
+        names::dashboard(&env.name),
+        template,
+        false,
+    )
+}
+
+pub fn dashboard_service(
+    env: &ValidatedSpec,
+    profile: &TierProfile,
+    ctx: &BuildContext,
+) -> Service {
+    service(
+        env,
+        profile,
+        ctx,
+        Component::Dashboard,
+        names::dashboard(&env.name),
+        DASHBOARD_PORT,
+        DASHBOARD_NODE_PORT,
+    )
+}

@@ -1,0 +1,131 @@
+//! `<env>-dynamodb`: DynamoDB Local (Java) on a read-only root filesystem, in memory or on a
+//! PersistentVolumeClaim owned by the environment.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
+    Service, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use super::meta::{Component, names, object_meta};
+use super::security::{DYNAMODB_LOCAL_UID, container_security_context, resources};
+use super::workload::{container_port, deployment, pod_template, service, tcp_probe};
+use super::{BuildContext, DYNAMODB_NODE_PORT, DYNAMODB_PORT};
+use crate::api::{PersistenceMode, ValidatedSpec};
+use crate::tier::TierProfile;
+
+const DATA_DIR: &str = "/home/dynamodblocal/data";
+
+/// The claim for Volume persistence; None when in memory.
+pub fn dynamodb_pvc(env: &ValidatedSpec, _profile: &TierProfile) -> Option<PersistentVolumeClaim> {
+    if env.persistence != PersistenceMode::Volume {
+        return None;
+    }
+    let p = &env.spec.dynamodb.persistence;
+    Some(PersistentVolumeClaim {
+        metadata: object_meta(env, names::dynamodb_data(&env.name), Component::DynamoDb),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            storage_class_name: p.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(p.size.clone()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+pub fn dynamodb_deployment(
+    env: &ValidatedSpec,
+    _profile: &TierProfile,
+    ctx: &BuildContext,
+) -> Deployment {
+    let volume = env.persistence == PersistenceMode::Volume;
+    let mut args = vec![
+        "-XX:-UsePerfData".to_string(),
+        "-XX:MaxRAMPercentage=75".to_string(),
+        "-Djava.io.tmpdir=/tmp".to_string(),
+        "-Djava.library.path=./DynamoDBLocal_lib".to_string(),
+        "-jar".to_string(),
+        "DynamoDBLocal.jar".to_string(),
+        "-sharedDb".to_string(),
+        "-port".to_string(),
+        DYNAMODB_PORT.to_string(),
+    ];
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    if volume {
+        args.extend(["-dbPath".to_string(), DATA_DIR.to_string()]);
+        volumes.push(Volume {
+            name: "data".to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: names::dynamodb_data(&env.name),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "data".to_string(),
+            mount_path: DATA_DIR.to_string(),
+            ..Default::default()
+        });
+    } else {
+        args.push("-inMemory".to_string());
+    }
+    let container = Container {
+        name: "dynamodb".to_string(),
+        image: Some(env.spec.dynamodb.image.clone()),
+        image_pull_policy: ctx.image_pull_policy.clone(),
+        command: Some(vec!["java".to_string()]),
+        args: Some(args),
+        working_dir: Some("/home/dynamodblocal".to_string()),
+        ports: Some(vec![container_port(DYNAMODB_PORT)]),
+        readiness_probe: Some(tcp_probe(DYNAMODB_PORT)),
+        liveness_probe: Some({
+            let mut p = tcp_probe(DYNAMODB_PORT);
+            // The JVM takes a few seconds to start.
+            p.initial_delay_seconds = Some(15);
+            p
+        }),
+        resources: Some(resources(("100m", "256Mi"), ("1", "768Mi"))),
+        security_context: Some(container_security_context()),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    };
+    let template = pod_template(
+        env,
+        Component::DynamoDb,
+        DYNAMODB_LOCAL_UID,
+        container,
+        volumes,
+        None,
+    );
+    // A ReadWriteOnce volume cannot be attached to the old and the new pod at once.
+    deployment(
+        env,
+        Component::DynamoDb,
+        names::dynamodb(&env.name),
+        template,
+        volume,
+    )
+}
+
+pub fn dynamodb_service(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> Service {
+    service(
+        env,
+        profile,
+        ctx,
+        Component::DynamoDb,
+        names::dynamodb(&env.name),
+        DYNAMODB_PORT,
+        DYNAMODB_NODE_PORT,
+    )
+}

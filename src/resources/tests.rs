@@ -1,0 +1,386 @@
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+use super::*;
+use crate::api::{ParityEnvironment, Tier, validate};
+
+fn env_yaml(yaml: &str) -> ValidatedSpec {
+    let mut env: ParityEnvironment = serde_yaml::from_str(yaml).expect("parse test env");
+    env.metadata.uid = Some("1234".to_string());
+    validate(&env).unwrap_or_else(|e| panic!("invalid test env: {e:?}"))
+}
+
+fn local(level: i32) -> ValidatedSpec {
+    env_yaml(&format!(
+        r#"
+apiVersion: parity.dev/v1alpha1
+kind: ParityEnvironment
+metadata: {{name: dev, namespace: team}}
+spec:
+  tier: Local
+  parityLevel: {level}
+  dynamodb:
+    tables:
+      - name: orders
+        partitionKey: {{name: pk, type: S}}
+  dashboard: {{decryption: Server}}
+"#
+    ))
+}
+
+fn ci(level: i32) -> ValidatedSpec {
+    env_yaml(&format!(
+        r#"
+apiVersion: parity.dev/v1alpha1
+kind: ParityEnvironment
+metadata: {{name: ci-42, namespace: ci}}
+spec:
+  tier: CI
+  parityLevel: {level}
+  ttl: 2h
+  keys:
+    local: {{source: Seeded, seedSecretRef: {{name: seed, key: seed}}}}
+  dynamodb:
+    tables:
+      - name: orders
+        partitionKey: {{name: pk, type: S}}
+"#
+    ))
+}
+
+fn staging(level: i32) -> ValidatedSpec {
+    env_yaml(&format!(
+        r#"
+apiVersion: parity.dev/v1alpha1
+kind: ParityEnvironment
+metadata: {{name: staging, namespace: stg}}
+spec:
+  tier: Staging
+  parityLevel: {level}
+  keys: {{provider: Kms, kms: {{keyId: "arn:aws:kms:eu-west-1:1:key/x", region: eu-west-1}}}}
+  dynamodb:
+    external: {{endpoint: "https://dynamodb.eu-west-1.amazonaws.com", region: eu-west-1}}
+"#
+    ))
+}
+
+fn all_envs() -> Vec<ValidatedSpec> {
+    (0..=3)
+        .flat_map(|l| [local(l), ci(l), staging(l)])
+        .collect()
+}
+
+fn build(env: &ValidatedSpec) -> Vec<Object> {
+    build_all(
+        env,
+        env.profile,
+        &BuildContext::new("example.com/parity:test"),
+    )
+}
+
+fn kinds_and_names(objs: &[Object]) -> Vec<String> {
+    objs.iter()
+        .map(|o| format!("{}/{}", o.kind(), o.name()))
+        .collect()
+}
+
+fn pod_templates(objs: &[Object]) -> Vec<(&str, &PodTemplateSpec)> {
+    objs.iter()
+        .filter_map(|o| match o {
+            Object::Deployment(d) => Some((o.name(), &d.spec.template)),
+            Object::Job(j) => Some((o.name(), &j.spec.as_ref()?.template)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn local_level2_objects_in_apply_order() {
+    let env = local(2);
+    let objs = build(&env);
+    let hash = bootstrap_hash(
+        &env,
+        env.profile,
+        &BuildContext::new("example.com/parity:test"),
+    );
+    assert_eq!(
+        kinds_and_names(&objs),
+        vec![
+            "ServiceAccount/dev-kms".to_string(),
+            "ServiceAccount/dev-dynamodb".into(),
+            "ServiceAccount/dev-bootstrap".into(),
+            "ServiceAccount/dev-dashboard".into(),
+            "Secret/dev-keyring".into(),
+            "ConfigMap/dev-topology".into(),
+            "Deployment/dev-kms".into(),
+            "Service/dev-kms".into(),
+            "PersistentVolumeClaim/dev-dynamodb-data".into(),
+            "Deployment/dev-dynamodb".into(),
+            "Service/dev-dynamodb".into(),
+            format!("Job/dev-bootstrap-{hash}"),
+            "Deployment/dev-dashboard".into(),
+            "Service/dev-dashboard".into(),
+        ]
+    );
+}
+
+#[test]
+fn ci_level2_cuts_dashboard_off_and_keeps_data_in_memory() {
+    let names = kinds_and_names(&build(&ci(2)));
+    assert!(names.contains(&"NetworkPolicy/ci-42-kms-ingress".to_string()));
+    assert!(names.contains(&"NetworkPolicy/ci-42-dashboard-egress".to_string()));
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("PersistentVolumeClaim/"))
+    );
+    assert!(names.contains(&"Deployment/ci-42-dynamodb".to_string()));
+    // Policies come before any pod.
+    let first_pod = names
+        .iter()
+        .position(|n| n.starts_with("Deployment/"))
+        .unwrap();
+    let last_policy = names
+        .iter()
+        .rposition(|n| n.starts_with("NetworkPolicy/"))
+        .unwrap();
+    assert!(last_policy < first_pod);
+}
+
+#[test]
+fn staging_runs_no_dynamodb_no_bootstrap_and_no_keyring() {
+    let names = kinds_and_names(&build(&staging(2)));
+    assert_eq!(
+        names,
+        vec![
+            "ServiceAccount/staging-dashboard".to_string(),
+            "NetworkPolicy/staging-dashboard-egress".into(),
+            "ConfigMap/staging-topology".into(),
+            "Deployment/staging-dashboard".into(),
+            "Service/staging-dashboard".into(),
+        ]
+    );
+}
+
+#[test]
+fn level0_is_keys_and_topology_only() {
+    for env in [local(0), ci(0)] {
+        let names = kinds_and_names(&build(&env));
+        assert!(names.iter().any(|n| n.ends_with("-keyring")), "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("dynamodb") || n.contains("dashboard")),
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|n| n.starts_with("Job/")));
+    }
+}
+
+#[test]
+fn dashboard_disabled_is_not_built() {
+    let mut env = ci(3);
+    env.spec.dashboard.enabled = false;
+    assert!(
+        !kinds_and_names(&build(&env))
+            .iter()
+            .any(|n| n.contains("dashboard"))
+    );
+}
+
+#[test]
+fn every_pod_meets_restricted_pod_security() {
+    for env in all_envs() {
+        for (name, t) in pod_templates(&build(&env)) {
+            let spec = t.spec.as_ref().unwrap();
+            let psc = spec.security_context.as_ref().unwrap();
+            assert_eq!(psc.run_as_non_root, Some(true), "{name}");
+            assert_ne!(psc.run_as_user, Some(0), "{name}");
+            assert_eq!(
+                psc.seccomp_profile.as_ref().unwrap().type_,
+                "RuntimeDefault"
+            );
+            assert_eq!(spec.automount_service_account_token, Some(false), "{name}");
+            for c in &spec.containers {
+                let sc = c.security_context.as_ref().unwrap();
+                assert_eq!(sc.allow_privilege_escalation, Some(false), "{name}");
+                assert_eq!(sc.read_only_root_filesystem, Some(true), "{name}");
+                assert_eq!(sc.run_as_non_root, Some(true), "{name}");
+                assert_eq!(
+                    sc.capabilities.as_ref().unwrap().drop,
+                    Some(vec!["ALL".to_string()])
+                );
+                let r = c.resources.as_ref().unwrap();
+                for key in ["cpu", "memory"] {
+                    assert!(r.requests.as_ref().unwrap().contains_key(key), "{name}");
+                    assert!(r.limits.as_ref().unwrap().contains_key(key), "{name}");
+                }
+                assert!(
+                    c.volume_mounts
+                        .iter()
+                        .flatten()
+                        .any(|m| m.mount_path == "/tmp"),
+                    "{name} needs a writable /tmp"
+                );
+            }
+            for v in spec.volumes.iter().flatten() {
+                assert!(v.host_path.is_none(), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn only_the_kms_pod_mounts_the_keyring() {
+    for env in all_envs() {
+        for (name, t) in pod_templates(&build(&env)) {
+            let secrets: Vec<_> = t
+                .spec
+                .as_ref()
+                .unwrap()
+                .volumes
+                .iter()
+                .flatten()
+                .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
+                .collect();
+            if name.ends_with("-kms") {
+                assert_eq!(secrets, vec![names::keyring(&env.name)]);
+            } else {
+                assert!(secrets.is_empty(), "{name} mounts {secrets:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dashboard_outside_local_knows_nothing_of_the_key_service() {
+    for env in all_envs() {
+        let objs = build(&env);
+        let Some((_, t)) = pod_templates(&objs)
+            .into_iter()
+            .find(|(n, _)| n.ends_with("-dashboard"))
+        else {
+            continue;
+        };
+        let pod = serde_json::to_string(t).unwrap();
+        assert!(!pod.contains("keyring"), "{pod}");
+        assert!(!pod.contains("secretKeyRef"), "{pod}");
+        if env.tier() == Tier::Local {
+            assert!(
+                pod.contains("--kms-endpoint") && pod.contains("\"server\""),
+                "{pod}"
+            );
+        } else {
+            assert!(
+                !pod.contains("kms"),
+                "{:?} dashboard mentions kms: {pod}",
+                env.tier()
+            );
+            assert!(pod.contains("\"disabled\""));
+        }
+    }
+}
+
+#[test]
+fn every_object_is_owned_and_labelled() {
+    for env in all_envs() {
+        for o in build(&env) {
+            let m = o.meta();
+            let owners = m.owner_references.as_ref().unwrap();
+            assert_eq!(owners.len(), 1);
+            assert_eq!(owners[0].kind, "ParityEnvironment");
+            assert_eq!(owners[0].uid, "1234");
+            assert_eq!(owners[0].controller, Some(true));
+            assert_eq!(m.namespace.as_deref(), Some(env.namespace.as_str()));
+            let l = m.labels.as_ref().unwrap();
+            assert_eq!(l.get(LABEL_ENVIRONMENT), Some(&env.name));
+            assert_eq!(
+                l.get(LABEL_MANAGED_BY).map(String::as_str),
+                Some(MANAGED_BY)
+            );
+            assert!(o.component().is_some(), "{}", o.name());
+            assert!(o.name().len() <= 63, "{}", o.name());
+            let d = o.to_dynamic();
+            assert_eq!(d.types.as_ref().unwrap().kind, o.kind());
+        }
+    }
+}
+
+#[test]
+fn bootstrap_job_name_follows_the_tables() {
+    let ctx = BuildContext::new("example.com/parity:test");
+    let a = ci(1);
+    let mut b = a.clone();
+    assert_eq!(
+        bootstrap_hash(&a, a.profile, &ctx),
+        bootstrap_hash(&b, b.profile, &ctx)
+    );
+    b.spec.dynamodb.tables[0].name = "orders-v2".into();
+    assert_ne!(
+        bootstrap_hash(&a, a.profile, &ctx),
+        bootstrap_hash(&b, b.profile, &ctx)
+    );
+    // Suspending pauses the same Job instead of making a new one.
+    let mut c = a.clone();
+    c.spec.suspend = true;
+    assert_eq!(
+        bootstrap_hash(&a, a.profile, &ctx),
+        bootstrap_hash(&c, c.profile, &ctx)
+    );
+    assert_eq!(
+        bootstrap_job(&c, c.profile, &ctx).spec.unwrap().suspend,
+        Some(true)
+    );
+}
+
+#[test]
+fn suspend_scales_workloads_to_zero_and_keeps_data() {
+    let mut env = local(2);
+    env.spec.suspend = true;
+    let objs = build(&env);
+    for o in &objs {
+        if let Object::Deployment(d) = o {
+            assert_eq!(d.spec.replicas, Some(0), "{}", o.name());
+        }
+    }
+    assert!(objs.iter().any(|o| o.kind() == "PersistentVolumeClaim"));
+    assert!(objs.iter().any(|o| o.kind() == "Secret"));
+}
+
+#[test]
+fn node_ports_only_where_the_tier_allows() {
+    let mut ctx = BuildContext::new("example.com/parity:test");
+    ctx.node_ports = true;
+    for env in [local(3), ci(3)] {
+        for o in build_all(&env, env.profile, &ctx) {
+            if let Object::Service(s) = o {
+                let ty = s.spec.unwrap().type_.unwrap();
+                let want = if env.profile.node_ports_allowed {
+                    "NodePort"
+                } else {
+                    "ClusterIP"
+                };
+                assert_eq!(ty, want);
+            }
+        }
+    }
+}
+
+#[test]
+fn topology_lists_tables_aliases_and_secret_names() {
+    let env = ci(2);
+    let t = topology(&env, env.profile, &BuildContext::new("x"));
+    assert_eq!(t.tables.len(), 1);
+    assert!(t.streams);
+    assert_eq!(t.keys.aliases, vec!["alias/parity/ci-42".to_string()]);
+    assert_eq!(t.secrets.secret_name, "ci-42-secrets");
+    assert_eq!(
+        t.endpoints.dynamodb.as_deref(),
+        Some("http://ci-42-dynamodb.ci.svc:8000")
+    );
+    let cm = topology_config_map(&env, env.profile, &BuildContext::new("x"));
+    let yaml = &cm.data.unwrap()[TOPOLOGY_FILE];
+    let back: Topology = serde_yaml::from_str(yaml).unwrap();
+    assert_eq!(back, t);
+    let t1 = topology(&ci(1), env.profile, &BuildContext::new("x"));
+    assert!(!t1.streams);
+}

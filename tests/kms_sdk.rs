@@ -1,0 +1,326 @@
+//! The Rust aws-sdk-kms client, unmodified but for the endpoint, against `parity kms` run
+//! as a real process.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_kms::error::ProvideErrorMetadata;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+use parity_operator::crypto::{Keyring, VersionState, blob};
+use support::kms::{ParityKms, client};
+
+fn seeded() -> Keyring {
+    Keyring::seeded(b"kms sdk test seed 0123456789", jiff::Timestamp::now()).unwrap()
+}
+
+fn start(extra: &[&str]) -> (ParityKms, String) {
+    let kr = seeded();
+    let kms = ParityKms::start(&kr.to_json(), extra);
+    (kms, kr.key_id().to_owned())
+}
+
+fn code<E: ProvideErrorMetadata>(r: Result<impl std::fmt::Debug, E>) -> String {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.code().unwrap_or("<no code>").to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn encrypt_decrypt_and_data_keys_with_context() {
+    let (kms, key_id) = start(&["--alias", "alias/app"]);
+    let c = kms.client();
+    let enc = c
+        .encrypt()
+        .key_id("alias/app")
+        .plaintext(Blob::new("top secret"))
+        .encryption_context("tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        enc.key_id().unwrap(),
+        format!("arn:aws:kms:us-east-1:000000000000:key/{key_id}")
+    );
+    let blob_bytes = enc.ciphertext_blob().unwrap().clone();
+    let dec = c
+        .decrypt()
+        .ciphertext_blob(blob_bytes.clone())
+        .encryption_context("tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dec.plaintext().unwrap().as_ref(), b"top secret");
+    assert_eq!(dec.key_id(), enc.key_id());
+
+    let wrong = c
+        .decrypt()
+        .ciphertext_blob(blob_bytes.clone())
+        .encryption_context("tenant", "other")
+        .send()
+        .await;
+    assert_eq!(code(wrong), "InvalidCiphertextException");
+    let mut tampered = blob_bytes.clone().into_inner();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let r = c
+        .decrypt()
+        .ciphertext_blob(Blob::new(tampered))
+        .encryption_context("tenant", "acme")
+        .send()
+        .await;
+    assert_eq!(code(r), "InvalidCiphertextException");
+
+    let dk = c
+        .generate_data_key()
+        .key_id(&key_id)
+        .key_spec(DataKeySpec::Aes256)
+        .encryption_context("t", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dk.plaintext().unwrap().as_ref().len(), 32);
+    let back = c
+        .decrypt()
+        .ciphertext_blob(dk.ciphertext_blob().unwrap().clone())
+        .encryption_context("t", "1")
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext(), dk.plaintext());
+    let nop = c
+        .generate_data_key_without_plaintext()
+        .key_id("alias/app")
+        .number_of_bytes(64)
+        .send()
+        .await
+        .unwrap();
+    let back = c
+        .decrypt()
+        .ciphertext_blob(nop.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext().unwrap().as_ref().len(), 64);
+    let r = c.generate_data_key().key_id(&key_id).send().await;
+    assert_eq!(
+        code(r),
+        "ValidationException",
+        "neither KeySpec nor NumberOfBytes"
+    );
+}
+
+#[tokio::test]
+async fn metadata_aliases_rotation_and_reencrypt() {
+    let (kms, key_id) = start(&[
+        "--alias",
+        "alias/app",
+        "--rotation-period-days",
+        "90",
+        "--retain-versions",
+        "1",
+    ]);
+    let c = kms.client();
+    let d = c.describe_key().key_id("alias/app").send().await.unwrap();
+    let meta = d.key_metadata().unwrap();
+    assert_eq!(meta.key_id(), key_id);
+    assert!(meta.enabled());
+    let keys = c.list_keys().send().await.unwrap();
+    assert_eq!(keys.keys().len(), 1);
+    assert_eq!(keys.keys()[0].key_id(), Some(key_id.as_str()));
+    let aliases = c.list_aliases().send().await.unwrap();
+    assert_eq!(aliases.aliases()[0].alias_name(), Some("alias/app"));
+    assert_eq!(aliases.aliases()[0].target_key_id(), Some(key_id.as_str()));
+    let st = c
+        .get_key_rotation_status()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    assert!(st.key_rotation_enabled());
+    assert_eq!(st.rotation_period_in_days(), Some(90));
+
+    let old = c
+        .generate_data_key()
+        .key_id(&key_id)
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await
+        .unwrap();
+    let old_blob = old.ciphertext_blob().unwrap().clone();
+    assert_eq!(
+        blob::parse_header(old_blob.as_ref()).unwrap().kek_version,
+        1
+    );
+    c.rotate_key_on_demand()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    let rot = c.list_key_rotations().key_id(&key_id).send().await.unwrap();
+    assert_eq!(rot.rotations().len(), 1);
+    // The rotation is persisted to the keyring file before it is used.
+    let on_disk = Keyring::from_json(&std::fs::read(&kms.keyring_path).unwrap()).unwrap();
+    assert_eq!(on_disk.active_version(), 2);
+
+    // Old data keys still decrypt; ReEncrypt moves them to the new version.
+    let back = c
+        .decrypt()
+        .ciphertext_blob(old_blob.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext(), old.plaintext());
+    let re = c
+        .re_encrypt()
+        .ciphertext_blob(old_blob.clone())
+        .destination_key_id("alias/app")
+        .send()
+        .await
+        .unwrap();
+    let new_blob = re.ciphertext_blob().unwrap().clone();
+    assert_eq!(
+        blob::parse_header(new_blob.as_ref()).unwrap().kek_version,
+        2
+    );
+    let back = c.decrypt().ciphertext_blob(new_blob).send().await.unwrap();
+    assert_eq!(back.plaintext(), old.plaintext());
+
+    // retain 1: a second rotation destroys version 1, so the oldest blob no longer opens.
+    c.rotate_key_on_demand()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    let r = c.decrypt().ciphertext_blob(old_blob).send().await;
+    assert_eq!(code(r), "InvalidCiphertextException");
+}
+
+#[tokio::test]
+async fn unknown_disabled_and_incorrect_keys_give_kms_errors() {
+    let (kms, key_id) = start(&[]);
+    let c = kms.client();
+    let r = c.describe_key().key_id("alias/nope").send().await;
+    assert_eq!(code(r), "NotFoundException");
+    let r = c
+        .generate_data_key()
+        .key_id("11111111-2222-4333-8444-555555555555")
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await;
+    assert_eq!(code(r), "NotFoundException");
+    let ct = c
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new("x"))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob()
+        .unwrap()
+        .clone();
+    let r = c
+        .decrypt()
+        .ciphertext_blob(ct.clone())
+        .key_id("arn:aws:kms:us-east-1:000000000000:key/11111111-2222-4333-8444-555555555555")
+        .send()
+        .await;
+    assert_eq!(code(r), "NotFoundException", "KeyId that does not exist");
+
+    c.disable_key().key_id(&key_id).send().await.unwrap();
+    let d = c.describe_key().key_id(&key_id).send().await.unwrap();
+    assert!(!d.key_metadata().unwrap().enabled());
+    let r = c
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new("x"))
+        .send()
+        .await;
+    assert_eq!(code(r), "DisabledException");
+    let r = c.decrypt().ciphertext_blob(ct.clone()).send().await;
+    assert_eq!(code(r), "DisabledException");
+    c.enable_key().key_id(&key_id).send().await.unwrap();
+    c.decrypt().ciphertext_blob(ct).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn requests_must_be_signed_with_the_configured_key() {
+    let (kms, key_id) = start(&[]);
+    let wrong_secret = client(&kms.endpoint, support::kms::ACCESS_KEY_ID, "not-the-secret");
+    let r = wrong_secret.describe_key().key_id(&key_id).send().await;
+    assert_eq!(code(r), "AccessDeniedException");
+    let wrong_akid = client(
+        &kms.endpoint,
+        "someone-else",
+        support::kms::SECRET_ACCESS_KEY,
+    );
+    let r = wrong_akid.list_keys().send().await;
+    assert_eq!(code(r), "AccessDeniedException");
+
+    // The raw wire shape: HTTP 400 with a KMS error body.
+    let resp = reqwest::Client::new()
+        .post(&kms.endpoint)
+        .header("x-amz-target", "TrentService.ListKeys")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["__type"], "AccessDeniedException");
+    assert!(body["message"].as_str().unwrap().contains("not signed"));
+    let health = reqwest::get(format!("{}/healthz", kms.endpoint))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn keyring_file_changes_are_picked_up() {
+    let (kms, key_id) = start(&["--reload-seconds", "1"]);
+    let c = kms.client();
+    let mut kr = Keyring::from_json(&std::fs::read(&kms.keyring_path).unwrap()).unwrap();
+    kr.rotate(jiff::Timestamp::now(), 5);
+    std::fs::write(&kms.keyring_path, &*kr.to_json()).unwrap();
+    let got = support::wait::until(
+        "parity kms to load version 2",
+        Duration::from_secs(10),
+        || {
+            let c = c.clone();
+            let key_id = key_id.clone();
+            async move {
+                let r = c
+                    .list_key_rotations()
+                    .key_id(&key_id)
+                    .send()
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                if r.rotations().len() == 1 {
+                    Ok(r)
+                } else {
+                    Err(format!("{} rotations", r.rotations().len()))
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(got.rotations().len(), 1);
+    let dk = c
+        .generate_data_key()
+        .key_id(&key_id)
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        blob::parse_header(dk.ciphertext_blob().unwrap().as_ref())
+            .unwrap()
+            .kek_version,
+        2
+    );
+    assert_eq!(kr.status_versions()[0].state, VersionState::DecryptOnly);
+}
