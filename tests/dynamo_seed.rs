@@ -237,7 +237,7 @@ struct TestEncryptor {
 }
 
 fn aad(context: &EncryptionContext) -> Vec<u8> {
-    serde_json::to_vec(context).unwrap()
+    context.canonical().unwrap()
 }
 
 impl FieldEncryptor for TestEncryptor {
@@ -313,7 +313,7 @@ async fn fields_marked_encrypted_are_stored_as_ciphertext_that_decrypts_with_the
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr.contains(
-            "error: fixtures customers.jsonl mark fields encrypted, but no key service is configured for this run; nothing was changed"
+            "error: fixtures customers.jsonl mark fields encrypted, but no key service is configured (--kms-endpoint, --kms-key-id); nothing was changed"
         ),
         "{run:?}"
     );
@@ -348,12 +348,11 @@ async fn fields_marked_encrypted_are_stored_as_ciphertext_that_decrypts_with_the
     );
     let ctx = |field: &str| -> EncryptionContext {
         [
-            ("table", "customers".to_string()),
-            ("field", field.to_string()),
-            ("id", "customer/1".to_string()),
+            ("table", "customers"),
+            ("field", field),
+            ("id", "customer/1"),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
         .collect()
     };
     assert_eq!(
@@ -369,4 +368,78 @@ async fn fields_marked_encrypted_are_stored_as_ciphertext_that_decrypts_with_the
     // An item without the field is stored without it.
     let other = get(&c, "customers", &[("id", s("2"))]).await;
     assert!(!other.contains_key("ssn"));
+}
+
+#[tokio::test]
+async fn encrypted_seed_fields_decrypt_back_through_the_key_service() {
+    use parity_operator::crypto::{Encryptor, Keyring, KmsKeyProvider};
+    use support::kms::{ACCESS_KEY_ID, ParityKms, REGION, SECRET_ACCESS_KEY};
+
+    let kr = Keyring::seeded(b"dynamo seed test seed 0123456789", jiff::Timestamp::now()).unwrap();
+    let kms = ParityKms::start(&kr.to_json(), &["--alias", "alias/customers-pii"]);
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let canary = "4111-1111-1111-1111-canary-7b1e";
+    std::fs::write(
+        dir.path().join("customers.jsonl"),
+        format!("{{\"id\": \"42\", \"email\": \"c@example.com\", \"card\": \"{canary}\"}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("customers.fixture.yaml"),
+        "encrypt: [card]\ncontext:\n  table: \"{table}\"\n  attribute: \"{attribute}\"\n  id: \"{id}\"\n",
+    )
+    .unwrap();
+
+    let run: dynamo_env::Run = dynamo_env::parity_cmd(&[
+        "bootstrap",
+        "--endpoint",
+        &moto.endpoint,
+        "-f",
+        &repo("examples/topology.yaml"),
+        "--seeds",
+        &dir.path().display().to_string(),
+        "--kms-endpoint",
+        &kms.endpoint,
+        "--kms-key-id",
+        "alias/customers-pii",
+        "--kms-access-key-id",
+        ACCESS_KEY_ID,
+    ])
+    .env("PARITY_KMS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+    .env("RUST_LOG", "debug")
+    .output()
+    .unwrap()
+    .into();
+    assert_eq!(run.code, 0, "{run:?}\nkms:\n{}", kms.output());
+    assert!(run.stdout.contains("1 seed item(s) written"), "{run:?}");
+
+    let item = get(&ddb(&moto.endpoint), "customers", &[("id", s("42"))]).await;
+    let AttributeValue::B(card) = &item["card"] else {
+        panic!("card is not binary: {item:?}")
+    };
+    // Decrypt the way an application does: envelope + the same key service.
+    let app = Encryptor::new(KmsKeyProvider::new(
+        KmsKeyProvider::client_for(&kms.endpoint, REGION, ACCESS_KEY_ID, SECRET_ACCESS_KEY),
+        "alias/customers-pii",
+    ));
+    let ctx: EncryptionContext = [("table", "customers"), ("attribute", "card"), ("id", "42")]
+        .into_iter()
+        .collect();
+    assert_eq!(
+        app.decrypt(card.as_ref(), &ctx).await.unwrap(),
+        canary.as_bytes()
+    );
+    let wrong: EncryptionContext = [("table", "customers"), ("attribute", "card"), ("id", "43")]
+        .into_iter()
+        .collect();
+    assert!(app.decrypt(card.as_ref(), &wrong).await.is_err());
+
+    // The plaintext never shows in logs (debug level) of either process.
+    for (who, text) in [("bootstrap", format!("{run:?}")), ("kms", kms.output())] {
+        assert!(
+            !text.contains("canary-7b1e"),
+            "{who} logged the plaintext:\n{text}"
+        );
+    }
 }

@@ -11,13 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::apply::apply;
-use super::connect::{AwsArgs, WaitPolicy, client, wait_ready};
+use super::connect::{AwsArgs, Redacted, WaitPolicy, client, wait_ready};
 use super::live::describe;
 use super::plan::{Change, plan_table};
 use super::seed::encrypt::{encrypt_seeds, files_needing_encryption};
 use super::seed::fixture::read_dir;
 use super::seed::load::{SeedMode, load_table};
-use super::seed::{FieldEncryptor, TableSeed};
+use super::seed::{FieldEncryptor, TableSeed, kms_encryptor};
 use super::topology::Topology;
 
 /// Parses `300ms`, `5s`, `2m` or a plain number of seconds.
@@ -76,6 +76,18 @@ pub struct BootstrapArgs {
     /// Seed batches (and encryptions) in flight.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// KMS-compatible endpoint (`parity kms`, AWS KMS) for fields fixtures mark encrypted.
+    #[arg(long, env = "PARITY_KMS_ENDPOINT", requires = "kms_key_id")]
+    pub kms_endpoint: Option<String>,
+    /// Key id, ARN or alias (e.g. alias/orders) that wraps the seed data keys.
+    #[arg(long, env = "PARITY_KMS_KEY_ID", requires = "kms_endpoint")]
+    pub kms_key_id: Option<String>,
+    /// Access key id for the key service (default: --access-key-id).
+    #[arg(long, env = "PARITY_KMS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub kms_access_key_id: Option<String>,
+    /// Secret access key for the key service (default: --secret-access-key). Never logged.
+    #[arg(long, env = "PARITY_KMS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub kms_secret_access_key: Option<Redacted>,
 }
 
 /// The outcome, for the final log line and for callers.
@@ -111,8 +123,25 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// The command: with `--kms-endpoint`, encrypted fixture fields go through the envelope and
+/// that key service.
 pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
-    run_with(args, None).await.map(|_| ())
+    let encryptor = match (&args.kms_endpoint, &args.kms_key_id) {
+        (Some(endpoint), Some(key_id)) => Some(kms_encryptor(
+            endpoint,
+            &args.aws.region,
+            args.kms_access_key_id
+                .as_deref()
+                .unwrap_or(&args.aws.access_key_id),
+            args.kms_secret_access_key
+                .as_ref()
+                .unwrap_or(&args.aws.secret_access_key)
+                .expose(),
+            key_id,
+        )),
+        _ => None,
+    };
+    run_with(args, encryptor).await.map(|_| ())
 }
 
 /// Bootstrap with an encryptor for fields that fixture schemas mark encrypted (the operator
@@ -148,7 +177,7 @@ pub async fn run_with(
     let needs = files_needing_encryption(&seeds);
     if !needs.is_empty() && encryptor.is_none() {
         bail!(
-            "fixtures {} mark fields encrypted, but no key service is configured for this run; nothing was changed",
+            "fixtures {} mark fields encrypted, but no key service is configured (--kms-endpoint, --kms-key-id); nothing was changed",
             needs.join(", ")
         );
     }

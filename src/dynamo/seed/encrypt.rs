@@ -3,8 +3,6 @@
 //! context into the bytes to store, so it depends on this trait and the operator plugs in the
 //! real implementation (envelope + the environment's KMS-compatible key service).
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -14,12 +12,10 @@ use zeroize::Zeroizing;
 
 use super::fixture::{FixtureError, FixtureErrors, TableSeed, render_context};
 use super::item::{MAX_ITEM_BYTES, item_size};
+use crate::crypto::EncryptionContext;
 
 /// Ciphertexts of one item's fields, by item index.
 type EncryptedFields = (usize, Vec<(String, Vec<u8>)>);
-
-/// Canonical (sorted) encryption context, bound to the ciphertext as additional data.
-pub type EncryptionContext = BTreeMap<String, String>;
 
 /// Encrypts one field value. Implementations must not put the plaintext in errors or logs.
 pub trait FieldEncryptor: Send + Sync {
@@ -79,7 +75,11 @@ pub async fn encrypt_seeds(
                     let Some(pt) = si.item.get(attr).and_then(plaintext_of) else {
                         continue;
                     };
-                    let ctx = render_context(schema, table, attr, &si.item);
+                    let ctx =
+                        EncryptionContext::from_map(render_context(schema, table, attr, &si.item))
+                            .with_context(|| {
+                                format!("{file}:{}: encryption context of {attr:?}", si.line)
+                            })?;
                     let ct = enc.encrypt(&pt, &ctx).await.with_context(|| {
                         format!("{file}:{}: encrypting attribute {attr:?}", si.line)
                     })?;
