@@ -210,3 +210,54 @@ fn diff_applies_mirroring_overrides_to_the_reference_and_exits_2_on_errors() {
     let run = parity(&["diff", "-f", "/nonexistent.yaml", "--against", &staging]);
     assert_eq!(run.code, 2, "{run:?}");
 }
+
+#[tokio::test]
+async fn capture_records_kms_aliases_and_secret_names_so_the_capture_is_complete() {
+    let moto = Moto::start();
+    let kms = parity_operator::crypto::KmsKeyProvider::client_for(
+        &moto.endpoint,
+        "us-east-1",
+        "test",
+        "test",
+    );
+    let key = kms.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    for alias in ["alias/orders", "alias/customers-pii"] {
+        kms.create_alias()
+            .alias_name(alias)
+            .target_key_id(&key_id)
+            .send()
+            .await
+            .unwrap();
+    }
+    let run = parity(&[
+        "bootstrap",
+        "--endpoint",
+        &moto.endpoint,
+        "-f",
+        &repo("examples/topology.yaml"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let cap = parity(&[
+        "capture",
+        "--endpoint",
+        &moto.endpoint,
+        "--kms-endpoint",
+        &moto.endpoint,
+        "--secret-names",
+        "STRIPE_API_KEY,SENDGRID_API_KEY",
+    ]);
+    assert_eq!(cap.code, 0, "{cap:?}");
+    assert!(!cap.stdout.contains("alias/aws/"), "{cap:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let captured = write(&dir, "captured.yaml", &cap.stdout);
+    // The whole example (tables, aliases, secret names) comes back.
+    let run = parity(&[
+        "diff",
+        "-f",
+        &captured,
+        "--against",
+        &repo("examples/topology.yaml"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}\n{}", cap.stdout);
+}
