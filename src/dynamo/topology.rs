@@ -885,3 +885,42 @@ secretNames: ["bad name"]
         assert!(text.contains(r#""maxLength":255"#), "{text}");
     }
 }
+
+#[cfg(test)]
+mod crd_embedding {
+    use kube::CustomResourceExt;
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    /// A stand-in for the ParityEnvironment spec: the topology must embed in a CRD as a
+    /// structural schema (no `anyOf` with null, no `additionalProperties: false` next to
+    /// `properties`, every object typed).
+    #[derive(kube::CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+    #[kube(group = "test.parity.dev", version = "v1", kind = "Holder", namespaced)]
+    struct HolderSpec {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topology: Option<super::Topology>,
+    }
+
+    #[test]
+    fn the_topology_schema_is_structural_inside_a_crd() {
+        let crd = serde_json::to_value(Holder::crd()).unwrap();
+        let text = crd.to_string();
+        for forbidden in [
+            "\"anyOf\"",
+            "\"oneOf\"",
+            "\"$ref\"",
+            "\"additionalProperties\":false",
+            "\"type\":\"null\"",
+        ] {
+            assert!(!text.contains(forbidden), "{forbidden} in {text}");
+        }
+        let tables = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["topology"]["properties"]["tables"];
+        assert_eq!(tables["maxItems"], 64, "{tables}");
+        assert_eq!(
+            tables["items"]["properties"]["partitionKey"]["properties"]["type"]["enum"],
+            serde_json::json!(["S", "N", "B"])
+        );
+    }
+}
