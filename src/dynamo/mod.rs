@@ -14,6 +14,7 @@ pub mod drift;
 pub mod live;
 pub mod mirror;
 pub mod plan;
+pub mod rewrap;
 pub mod seed;
 pub mod topology;
 
