@@ -176,6 +176,67 @@ async fn rewrap_moves_every_field_to_the_new_key_version_and_items_still_decrypt
     // A plaintext card never shows in the logs.
     assert!(!run.stderr.contains("4000-0000"), "{run:?}");
 
+    // Safe while the app writes: a field changed after the scan is left as the app wrote it.
+    let stale = c
+        .get_item()
+        .table_name("customers")
+        .key("id", AttributeValue::S("1".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let ctx1: EncryptionContext = [("table", "customers"), ("id", "1")].into_iter().collect();
+    let fresh = app.encrypt(b"5555-app-write", &ctx1).await.unwrap();
+    c.update_item()
+        .table_name("customers")
+        .key("id", AttributeValue::S("1".into()))
+        .update_expression("SET card = :c")
+        .expression_attribute_values(":c", AttributeValue::B(fresh.clone().into()))
+        .send()
+        .await
+        .unwrap();
+    let table = parity_operator::dynamo::live::describe(&c, "customers")
+        .await
+        .unwrap()
+        .unwrap()
+        .table;
+    // Make the stale copy look outdated so the rewrap wants to write it.
+    let mut stale_old = stale.clone();
+    stale_old.insert(
+        "card".into(),
+        AttributeValue::B(before["1"].to_bytes().unwrap().into()),
+    );
+    let schema_doc: parity_operator::dynamo::seed::FixtureSchema =
+        serde_yaml::from_str(&std::fs::read_to_string(&schema).unwrap()).unwrap();
+    let mut summary = parity_operator::dynamo::rewrap::RewrapSummary::default();
+    parity_operator::dynamo::rewrap::rewrap_item(
+        &c,
+        &app,
+        &table,
+        &schema_doc,
+        &["card".to_string()],
+        &stale_old,
+        &mut summary,
+    )
+    .await;
+    assert_eq!(summary.fields_changed_concurrently, 1, "{summary:?}");
+    assert_eq!(summary.fields_rewrapped, 0, "{summary:?}");
+    let now = c
+        .get_item()
+        .table_name("customers")
+        .key("id", AttributeValue::S("1".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        now["card"],
+        AttributeValue::B(fresh.into()),
+        "the app's write was kept"
+    );
+
     // Resumable: a checkpoint left by an interrupted run makes the scan start after it.
     std::fs::write(&checkpoint, r#"{"id": {"S": "3"}}"#).unwrap();
     let run = rewrap(&[]);

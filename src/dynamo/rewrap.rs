@@ -167,7 +167,9 @@ async fn rewrap_field(
     Ok(FieldOutcome::Rewrapped(out, v_after))
 }
 
-async fn rewrap_item(
+/// Rewraps `attributes` of one scanned item and writes them back only if they still hold
+/// what was scanned; counts go to `summary`. Public for the concurrency test.
+pub async fn rewrap_item(
     ddb: &Client,
     enc: &Encryptor<KmsKeyProvider>,
     table: &Table,
