@@ -28,6 +28,8 @@ pub enum Command {
     Crd(crate::api::CrdArgs),
     /// Print every object the operator would create for a ParityEnvironment file.
     Render(crate::resources::RenderArgs),
+    /// Run the operator: reconcile ParityEnvironments.
+    Operator(Box<crate::controller::OperatorArgs>),
     /// Serve the AWS KMS API (TrentService) over keyring files.
     Kms(Box<crate::kms::KmsArgs>),
     /// Wait for DynamoDB, create/update the declared tables, load seed fixtures.
@@ -49,6 +51,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Crd(args) => exit(crate::api::run(args).await),
         Command::Render(args) => exit(crate::resources::run(args).await),
+        Command::Operator(args) => exit(crate::controller::run(*args).await),
         Command::Kms(args) => exit(crate::kms::run(*args).await),
         Command::Bootstrap(args) => exit(crate::dynamo::bootstrap::run(args).await),
         Command::Capture(args) => exit(crate::dynamo::capture::run(args).await),

@@ -48,7 +48,10 @@ async fn deployment_pod_becomes_ready_on_a_fake_node() {
 
     let pods = ns.api::<Pod>();
     let node = until("a Ready pod of deployment web", WAIT, || async {
-        let list = pods.list(&Default::default()).await.map_err(|e| e.to_string())?;
+        let list = pods
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
         let summary: Vec<String> = list
             .items
             .iter()
@@ -57,9 +60,10 @@ async fn deployment_pod_becomes_ready_on_a_fake_node() {
         list.items
             .iter()
             .find(|p| {
-                p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                    cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                })
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
             })
             .and_then(|p| p.spec.as_ref()?.node_name.clone())
             .ok_or(format!("pods (phase): {summary:?}"))
@@ -68,11 +72,17 @@ async fn deployment_pod_becomes_ready_on_a_fake_node() {
     assert!(node.starts_with("kwok-node-"), "scheduled on {node}");
 
     let deployments = ns.api::<Deployment>();
-    until("deployment web to report 1 available replica", WAIT, || async {
-        let d = deployments.get("web").await.map_err(|e| e.to_string())?;
-        let available = d.status.as_ref().and_then(|s| s.available_replicas);
-        (available == Some(1)).then_some(()).ok_or(format!("available={available:?}"))
-    })
+    until(
+        "deployment web to report 1 available replica",
+        WAIT,
+        || async {
+            let d = deployments.get("web").await.map_err(|e| e.to_string())?;
+            let available = d.status.as_ref().and_then(|s| s.available_replicas);
+            (available == Some(1))
+                .then_some(())
+                .ok_or(format!("available={available:?}"))
+        },
+    )
     .await;
 }
 
@@ -81,27 +91,38 @@ async fn deleting_an_owner_garbage_collects_its_dependents() {
     let ns = TestNamespace::new("smoke-gc").await;
     let cms = ns.api::<ConfigMap>();
     let owner = cms
-        .create(&PostParams::default(), &from_json(json!({"metadata": {"name": "owner"}})))
+        .create(
+            &PostParams::default(),
+            &from_json(json!({"metadata": {"name": "owner"}})),
+        )
         .await
         .expect("create owner");
     let uid = owner.metadata.uid.clone().expect("owner uid");
     cms.create(
         &PostParams::default(),
-        &from_json(json!({"metadata": {"name": "dependent", "ownerReferences": [
-            {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}
-        ]}})),
+        &from_json(
+            json!({"metadata": {"name": "dependent", "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}
+            ]}}),
+        ),
     )
     .await
     .expect("create dependent");
 
-    cms.delete("owner", &DeleteParams::background()).await.expect("delete owner");
-    until("the garbage collector to delete configmap dependent", WAIT, || async {
-        match cms.get_opt("dependent").await {
-            Ok(None) => Ok(()),
-            Ok(Some(_)) => Err("dependent still exists".to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
+    cms.delete("owner", &DeleteParams::background())
+        .await
+        .expect("delete owner");
+    until(
+        "the garbage collector to delete configmap dependent",
+        WAIT,
+        || async {
+            match cms.get_opt("dependent").await {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err("dependent still exists".to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
     .await;
 }
 
@@ -139,16 +160,25 @@ async fn a_cel_rule_rejects_an_invalid_object_with_its_message() {
     )
     .await
     .expect("apply CRD");
-    until("CRD widgets.smoke.parity.dev to be Established", WAIT, || async {
-        let c = crds.get("widgets.smoke.parity.dev").await.map_err(|e| e.to_string())?;
-        let established = c
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        established.then_some(()).ok_or("not established".to_string())
-    })
+    until(
+        "CRD widgets.smoke.parity.dev to be Established",
+        WAIT,
+        || async {
+            let c = crds
+                .get("widgets.smoke.parity.dev")
+                .await
+                .map_err(|e| e.to_string())?;
+            let established = c
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            established
+                .then_some(())
+                .ok_or("not established".to_string())
+        },
+    )
     .await;
 
     let ns = TestNamespace::new("smoke-cel").await;
@@ -163,7 +193,11 @@ async fn a_cel_rule_rejects_an_invalid_object_with_its_message() {
     // The CRD's schema is served a moment after Established on a busy apiserver: retry the
     // valid create until it is accepted, then the invalid one must fail with the rule's message.
     until("a valid Widget to be accepted", WAIT, || async {
-        widgets.create(&PostParams::default(), &widget("ok", 3)).await.map(|_| ()).map_err(|e| e.to_string())
+        widgets
+            .create(&PostParams::default(), &widget("ok", 3))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     })
     .await;
     let err = widgets
@@ -171,7 +205,10 @@ async fn a_cel_rule_rejects_an_invalid_object_with_its_message() {
         .await
         .expect_err("replicas 9 must be rejected by the CEL rule");
     let msg = err.to_string();
-    assert!(msg.contains("spec.replicas must be at most 5"), "unexpected error: {msg}");
+    assert!(
+        msg.contains("spec.replicas must be at most 5"),
+        "unexpected error: {msg}"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +217,11 @@ async fn server_side_apply_tracks_field_managers_and_detects_conflicts() {
     let cms = ns.api::<ConfigMap>();
     let desired = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"k": "a"}});
     let applied = cms
-        .patch("cfg", &PatchParams::apply("manager-a"), &Patch::Apply(&desired))
+        .patch(
+            "cfg",
+            &PatchParams::apply("manager-a"),
+            &Patch::Apply(&desired),
+        )
         .await
         .expect("apply as manager-a");
     let managers: Vec<String> = applied
@@ -194,14 +235,25 @@ async fn server_side_apply_tracks_field_managers_and_detects_conflicts() {
 
     // Re-applying the same intent is a no-op: the resourceVersion does not move.
     let again = cms
-        .patch("cfg", &PatchParams::apply("manager-a"), &Patch::Apply(&desired))
+        .patch(
+            "cfg",
+            &PatchParams::apply("manager-a"),
+            &Patch::Apply(&desired),
+        )
         .await
         .expect("re-apply");
-    assert_eq!(again.metadata.resource_version, applied.metadata.resource_version);
+    assert_eq!(
+        again.metadata.resource_version,
+        applied.metadata.resource_version
+    );
 
     let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"k": "b"}});
     let err = cms
-        .patch("cfg", &PatchParams::apply("manager-b"), &Patch::Apply(&other))
+        .patch(
+            "cfg",
+            &PatchParams::apply("manager-b"),
+            &Patch::Apply(&other),
+        )
         .await
         .expect_err("a second manager changing k must conflict");
     match err {
@@ -229,19 +281,33 @@ async fn a_lease_is_taken_once_and_a_stale_update_is_refused() {
         )
         .await
         .expect_err("second create must fail");
-    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 409), "{err}");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err}"
+    );
 
     // ...and an update based on a stale resourceVersion is refused (optimistic concurrency).
     let mut renewed = taken.clone();
     renewed.spec.get_or_insert_default().lease_duration_seconds = Some(20);
-    leases.replace("leader", &PostParams::default(), &renewed).await.expect("renew");
+    leases
+        .replace("leader", &PostParams::default(), &renewed)
+        .await
+        .expect("renew");
     let mut stale = taken;
     stale.spec.get_or_insert_default().holder_identity = Some("b".into());
     let err = leases
         .replace("leader", &PostParams::default(), &stale)
         .await
         .expect_err("stale update must be refused");
-    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 409), "{err}");
-    let holder = leases.get("leader").await.expect("get lease").spec.and_then(|s| s.holder_identity);
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err}"
+    );
+    let holder = leases
+        .get("leader")
+        .await
+        .expect("get lease")
+        .spec
+        .and_then(|s| s.holder_identity);
     assert_eq!(holder.as_deref(), Some("a"));
 }

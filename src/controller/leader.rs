@@ -67,7 +67,11 @@ fn spec_for(cfg: &LeaseConfig, now: Timestamp, previous: Option<&LeaseSpec>) -> 
             Some(MicroTime(now))
         },
         renew_time: Some(MicroTime(now)),
-        lease_transitions: Some(if same_holder { transitions } else { transitions + 1 }),
+        lease_transitions: Some(if same_holder {
+            transitions
+        } else {
+            transitions + 1
+        }),
         ..LeaseSpec::default()
     }
 }
@@ -115,7 +119,9 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> watch::Receiver<bool> 
             Ok(Attempt::Following) => {
                 tracing::debug!(lease = %cfg.name, "another replica leads; waiting")
             }
-            Err(e) => tracing::warn!(lease = %cfg.name, error = %e, "leader election attempt failed"),
+            Err(e) => {
+                tracing::warn!(lease = %cfg.name, error = %e, "leader election attempt failed")
+            }
         }
         tokio::time::sleep(cfg.retry).await;
     }

@@ -1,5 +1,189 @@
 //! The reconciler: fetch -> validate -> build -> apply (server-side, one field manager) -> status.
+//! `parity operator` runs it: leader election, watches of everything environments own,
+//! /healthz, /readyz (caches synced) and /metrics.
 
+pub mod conditions;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+mod reconcile;
+pub mod stores;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+use crate::api::ParityEnvironment;
+use crate::resources::BuildContext;
+
+pub const FIELD_MANAGER: &str = "parity-operator";
+pub const RETAIN_FINALIZER: &str = "parity.dev/retain-keyring";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("keyring: {0}")]
+    Keyring(String),
+}
+
+/// (kind, namespace, name) of an applied object.
+pub type AppliedKey = (&'static str, String, String);
+/// (hash of the desired object, resourceVersion our last apply got back).
+pub type AppliedVersion = (u64, String);
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub build: BuildContext,
+    pub metrics: metrics::Metrics,
+    pub recorder: Recorder,
+    pub stores: stores::Stores,
+    pub applied: Mutex<HashMap<AppliedKey, AppliedVersion>>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct OperatorArgs {
+    /// Image the environment's workloads run (`parity kms`, `parity bootstrap`, ...).
+    #[arg(long, env = "PARITY_IMAGE", default_value = crate::resources::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Image pull policy for those workloads (e.g. IfNotPresent for images loaded into kind).
+    #[arg(long, env = "PARITY_IMAGE_PULL_POLICY")]
+    pub image_pull_policy: Option<String>,
+    /// Expose Local-tier Services on the fixed NodePorts of kind-config.yaml.
+    #[arg(long, env = "PARITY_NODE_PORTS")]
+    pub node_ports: bool,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "PARITY_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Take a Lease before reconciling, so only one replica writes.
+    #[arg(long, env = "PARITY_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    #[arg(long, default_value = "parity-operator-leader")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: POD_NAME, else hostname + pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "PARITY_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Reconciles running at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u16,
+}
+
+fn error_policy(_env: Arc<ParityEnvironment>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_else(|_| "parity".into());
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let metrics = metrics::Metrics::default();
+    let ready = http::Readiness::default();
+    let server = tokio::spawn(http::serve(
+        args.metrics_addr,
+        ready.clone(),
+        metrics.clone(),
+    ));
+
+    let mut lost = None;
+    if args.leader_elect {
+        let cfg = leader::LeaseConfig {
+            namespace: args.lease_namespace.clone(),
+            name: args.lease_name.clone(),
+            identity: identity.clone(),
+            duration: Duration::from_secs(15),
+            retry: Duration::from_secs(2),
+        };
+        lost = Some(leader::acquire(client.clone(), cfg).await);
+    }
+    ready.set_leading();
+
+    let (stores, triggers) = stores::start(&client, args.watch_namespace.as_deref());
+    let envs: Api<ParityEnvironment> = match &args.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut build = BuildContext::new(args.image.clone());
+    build.image_pull_policy = args.image_pull_policy.clone();
+    build.node_ports = args.node_ports;
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        build,
+        metrics,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: Some(identity),
+            },
+        ),
+        stores: stores.clone(),
+        applied: Mutex::new(HashMap::new()),
+    });
+
+    let controller = Controller::new(envs, watcher::Config::default())
+        .owns_stream(triggers.deployments)
+        .owns_stream(triggers.jobs)
+        .owns_stream(triggers.services)
+        .owns_stream(triggers.config_maps)
+        .owns_stream(triggers.secrets)
+        .owns_stream(triggers.service_accounts)
+        .owns_stream(triggers.network_policies)
+        .owns_stream(triggers.pvcs)
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency));
+    let main_store = controller.store();
+    let synced = {
+        let ready = ready.clone();
+        async move {
+            if stores::ready(&main_store).await.is_ok() && stores.wait_until_ready().await.is_ok() {
+                tracing::info!("caches synced");
+                ready.set_synced();
+            }
+        }
+    };
+    tokio::spawn(synced);
+
+    let run = controller
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "controller event");
+            }
+        });
+    let lost = async move {
+        match lost {
+            Some(mut rx) => {
+                while rx.changed().await.is_ok() {
+                    if !*rx.borrow() {
+                        return;
+                    }
+                }
+            }
+            None => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = run => tracing::info!("controller stopped"),
+        _ = lost => anyhow::bail!("lost leadership; exiting so a fresh start re-reads everything"),
+        r = server => anyhow::bail!("metrics server stopped: {r:?}"),
+    }
+    Ok(())
+}

@@ -41,7 +41,10 @@ pub fn render_yaml(
     for (i, doc) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
         let value = serde_yaml::Value::deserialize(doc)
             .with_context(|| format!("{source}: document {}: not YAML", i + 1))?;
-        if value.is_null() {
+        // Files may carry what an environment references (a seed Secret, a ConfigMap).
+        if value.is_null()
+            || value.get("kind").and_then(|k| k.as_str()) != Some("ParityEnvironment")
+        {
             continue;
         }
         let mut env: ParityEnvironment = serde_yaml::from_value(value)

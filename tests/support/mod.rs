@@ -3,7 +3,9 @@
 //! Each test file includes it with `mod support;`; not every file uses every part.
 #![allow(dead_code)]
 
+pub mod crd;
 pub mod kms;
 pub mod kube_env;
 pub mod moto;
+pub mod operator;
 pub mod wait;

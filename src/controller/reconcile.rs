@@ -1,0 +1,686 @@
+//! One reconcile of one ParityEnvironment: fetch (given), validate, build, apply, status.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::conditions::{self, JobState, Observed};
+use super::{Context, Error, FIELD_MANAGER, RETAIN_FINALIZER};
+use crate::api::{
+    ConditionStatus, ConditionType, DeletionPolicy, KeyProvider, KeySource, KeyVersionState,
+    KeyVersionStatus, KeysStatus, ParityEnvironment, ParityEnvironmentStatus, ValidatedSpec,
+};
+use crate::crypto::keyring::{KEYRING_SECRET_KEY, Keyring, VersionState};
+use crate::resources::{self, Component, Object, names};
+
+/// Periodic resync: catches anything a missed watch event would hide.
+const RESYNC: Duration = Duration::from_secs(300);
+
+pub async fn reconcile(env: Arc<ParityEnvironment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&env, &ctx).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(_) => "error",
+    };
+    ctx.metrics.record(outcome, started);
+    result
+}
+
+async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Action, Error> {
+    let ns = env.namespace().unwrap_or_default();
+    let name = env.name_any();
+    let envs: Api<ParityEnvironment> = Api::namespaced(ctx.client.clone(), &ns);
+
+    if env.meta().deletion_timestamp.is_some() {
+        return finalize(env, ctx, &envs).await;
+    }
+
+    // validate (pure): a bad spec becomes conditions and one event, never a crash loop.
+    let valid = match crate::api::validate(env) {
+        Ok(v) => v,
+        Err(errors) => {
+            let mut status = env.status.clone().unwrap_or_default();
+            status.observed_generation = env.meta().generation;
+            set_all(
+                &mut status,
+                conditions::invalid(&errors, env.meta().generation),
+            );
+            write_status(env, ctx, &envs, status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    ensure_finalizer(env, ctx, &envs, &valid).await?;
+
+    if let Some(expires) = valid.expires_at()
+        && expires.0 <= Timestamp::now()
+    {
+        publish(
+            ctx,
+            env,
+            EventType::Normal,
+            "Expired",
+            "Deleting",
+            format!("spec.ttl elapsed at {}", expires.0),
+        )
+        .await;
+        envs.delete(&name, &DeleteParams::background()).await?;
+        ctx.metrics.wrote("delete");
+        return Ok(Action::await_change());
+    }
+
+    // build (pure)
+    let profile = valid.profile;
+    let plan = resources::plan(&valid, profile);
+    let objects = resources::build_all(&valid, profile, &ctx.build);
+
+    // keys: the keyring Secret is created once, never applied over.
+    let keyring = if plan.kms {
+        match ensure_keyring(env, ctx, &valid).await {
+            Ok(k) => Some(k),
+            // The user must act (create the seed Secret, repair the keyring): say so in
+            // status and an event, and look again later (the seed Secret is not watched).
+            Err(Error::Keyring(msg)) => {
+                let mut status = env.status.clone().unwrap_or_default();
+                status.observed_generation = env.meta().generation;
+                set_all(
+                    &mut status,
+                    conditions::failed(
+                        "KeyringUnavailable",
+                        msg,
+                        Some(ConditionType::KeysReady),
+                        env.meta().generation,
+                    ),
+                );
+                write_status(env, ctx, &envs, status).await?;
+                return Ok(Action::requeue(Duration::from_secs(15)));
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+
+    // apply, in order, holding back what must wait for its dependencies.
+    let dynamodb_available = deployment_available(ctx, &ns, &names::dynamodb(&name));
+    let kms_available = deployment_available(ctx, &ns, &names::kms(&name));
+    let dashboard_available = deployment_available(ctx, &ns, &names::dashboard(&name));
+    let bootstrap_name = objects
+        .iter()
+        .find(|o| o.component() == Some(Component::Bootstrap) && matches!(o, Object::Job(_)))
+        .map(|o| o.name().to_string());
+    let bootstrap = match &bootstrap_name {
+        Some(job) => job_state(ctx, &ns, job),
+        None => JobState::Succeeded,
+    };
+    let keys_ok = !plan.kms || kms_available;
+    let dynamo_ok = !plan.dynamodb_pod || (dynamodb_available && bootstrap == JobState::Succeeded);
+
+    let mut desired: HashSet<(&'static str, String)> = HashSet::new();
+    for o in &objects {
+        desired.insert((o.kind(), o.name().to_string()));
+        if matches!(o, Object::Secret(_)) && o.component() == Some(Component::Keyring) {
+            continue;
+        }
+        let gated = match (o, o.component()) {
+            (Object::Job(_), Some(Component::Bootstrap)) => {
+                !dynamodb_available || valid.spec.suspend
+            }
+            (Object::Deployment(_) | Object::Service(_), Some(Component::Dashboard)) => {
+                !(keys_ok && dynamo_ok)
+            }
+            _ => false,
+        };
+        if gated {
+            // Not yet. It stays in `desired`, so an existing one is not removed as an orphan.
+            continue;
+        }
+        apply(ctx, &ns, o).await?;
+    }
+    remove_orphans(ctx, env, &ns, &desired).await?;
+
+    // status
+    let observed = Observed {
+        suspended: valid.spec.suspend,
+        kms_needed: plan.kms,
+        kms_available,
+        external_kms_key: (valid.spec.keys.provider == KeyProvider::Kms && plan.components.keys)
+            .then(|| {
+                valid
+                    .spec
+                    .keys
+                    .kms
+                    .as_ref()
+                    .map(|k| k.key_id.clone())
+                    .unwrap_or_default()
+            }),
+        dynamodb_pod_needed: plan.dynamodb_pod,
+        dynamodb_available,
+        dynamodb_external: (plan.components.dynamodb && !plan.dynamodb_pod).then(|| {
+            valid
+                .spec
+                .dynamodb
+                .external
+                .as_ref()
+                .map(|e| e.endpoint.clone())
+                .unwrap_or_default()
+        }),
+        bootstrap,
+        dashboard_needed: plan.dashboard,
+        dashboard_available,
+        secrets: (
+            true,
+            "NotConfigured".into(),
+            "no secrets schema is declared".into(),
+        ),
+        in_sync: match &valid.spec.mirror {
+            None => (true, "NotMirrored".into(), "spec.mirror is not set".into()),
+            Some(m) => (
+                true,
+                "MirrorPending".into(),
+                format!(
+                    "mirroring {}; drift detection is not enabled yet",
+                    m.from.name
+                ),
+            ),
+        },
+    };
+    let mut status = env.status.clone().unwrap_or_default();
+    status.observed_generation = env.meta().generation;
+    status.endpoints = resources::endpoints(&valid, profile, &ctx.build);
+    status.expires_at = valid.expires_at();
+    status.keys = keyring.as_ref().map(keys_status);
+    set_all(
+        &mut status,
+        conditions::compute(&observed, env.meta().generation),
+    );
+    write_status(env, ctx, &envs, status).await?;
+
+    let mut next = RESYNC;
+    if let Some(expires) = valid.expires_at() {
+        let left = expires.0.duration_since(Timestamp::now());
+        if let Ok(left) = Duration::try_from(left) {
+            next = next.min(left + Duration::from_secs(1));
+        }
+    }
+    Ok(Action::requeue(next))
+}
+
+fn set_all(status: &mut ParityEnvironmentStatus, conditions: Vec<crate::api::Condition>) {
+    let now = Time(Timestamp::now());
+    for c in conditions {
+        status.set_condition(c, now.clone());
+    }
+}
+
+fn deployment_available(ctx: &Context, ns: &str, name: &str) -> bool {
+    ctx.stores.deployment(ns, name).is_some_and(|d| {
+        let want = d.spec.replicas.unwrap_or(1);
+        let have = d
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
+        want > 0 && have >= want
+    })
+}
+
+fn job_state(ctx: &Context, ns: &str, name: &str) -> JobState {
+    let Some(job) = ctx.stores.job(ns, name) else {
+        return JobState::Absent;
+    };
+    let conds = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    if conds
+        .iter()
+        .any(|c| c.type_ == "Complete" && c.status == "True")
+    {
+        JobState::Succeeded
+    } else if let Some(c) = conds
+        .iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True")
+    {
+        JobState::Failed(
+            c.message
+                .clone()
+                .unwrap_or_else(|| "see the Job's pod logs".into()),
+        )
+    } else {
+        JobState::Running
+    }
+}
+
+fn hash_of(value: &serde_json::Value) -> u64 {
+    let mut h = DefaultHasher::new();
+    value.to_string().hash(&mut h);
+    h.finish()
+}
+
+/// Server-side apply under the one field manager, skipped when the cached object is the
+/// version our last apply of the same desired state produced: a no-op resync writes nothing.
+async fn apply(ctx: &Context, ns: &str, o: &Object) -> Result<(), Error> {
+    let value = o.to_value();
+    let hash = hash_of(&value);
+    let key = (o.kind(), ns.to_string(), o.name().to_string());
+    let live_rv = ctx.stores.get(o, ns).and_then(|c| c.resource_version);
+    let unchanged = |rv: &String| {
+        ctx.applied
+            .lock()
+            .map(|m| m.get(&key) == Some(&(hash, rv.clone())))
+            .unwrap_or(false)
+    };
+    if live_rv.as_ref().is_some_and(unchanged) {
+        return Ok(());
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &o.api_resource());
+    let result = api
+        .patch(
+            o.name(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&value),
+        )
+        .await;
+    let applied = match result {
+        Ok(a) => a,
+        // A Job's pod template is immutable; a changed one means a new Job name, so this is
+        // only hit when someone edited the Job by hand: replace it.
+        Err(kube::Error::Api(s)) if s.code == 422 && matches!(o, Object::Job(_)) => {
+            api.delete(o.name(), &DeleteParams::foreground()).await?;
+            ctx.metrics.wrote("delete");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    ctx.metrics.wrote("apply");
+    if live_rv.as_deref() != applied.metadata.resource_version.as_deref() {
+        tracing::info!(kind = o.kind(), name = o.name(), namespace = ns, "applied");
+    }
+    if let (Some(rv), Ok(mut m)) = (applied.metadata.resource_version, ctx.applied.lock()) {
+        m.insert(key, (hash, rv));
+    }
+    Ok(())
+}
+
+/// Deletes objects this environment owns that its spec no longer asks for (a disabled
+/// dashboard, a bootstrap Job of an older table spec). The keyring is never an orphan.
+async fn remove_orphans(
+    ctx: &Context,
+    env: &ParityEnvironment,
+    ns: &str,
+    desired: &HashSet<(&'static str, String)>,
+) -> Result<(), Error> {
+    let Some(uid) = env.uid() else { return Ok(()) };
+    for (kind, cached) in ctx.stores.owned_by(ns, &uid) {
+        if desired.contains(&(kind, cached.name.clone())) {
+            continue;
+        }
+        if cached
+            .labels
+            .get(resources::LABEL_COMPONENT)
+            .map(String::as_str)
+            == Some(Component::Keyring.as_str())
+        {
+            continue;
+        }
+        let Some((group, version, _, plural)) = resources::OWNED_KINDS
+            .iter()
+            .copied()
+            .find(|(_, _, k, _)| *k == kind)
+        else {
+            continue;
+        };
+        let ar = kube::api::ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
+        match api.delete(&cached.name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        ctx.metrics.wrote("delete");
+        tracing::info!(kind, name = %cached.name, namespace = ns, "deleted orphan");
+    }
+    Ok(())
+}
+
+/// Creates the keyring Secret once (generated, or derived from the seed Secret), adopts a
+/// retained one, rotates it when the period has passed, and returns it.
+async fn ensure_keyring(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    valid: &ValidatedSpec,
+) -> Result<Keyring, Error> {
+    let ns = &valid.namespace;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = names::keyring(&valid.name);
+    let shape = resources::keyring_secret(valid);
+    let existing = secrets.get_opt(&name).await?;
+    let now = Timestamp::now();
+
+    let Some(existing) = existing else {
+        let keyring = new_keyring(ctx, valid, now).await?;
+        let mut secret = shape;
+        secret.data = Some(BTreeMap::from([(
+            KEYRING_SECRET_KEY.to_string(),
+            ByteString(keyring.to_json().to_vec()),
+        )]));
+        match secrets
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &secret,
+            )
+            .await
+        {
+            Ok(_) => {
+                ctx.metrics.wrote("create");
+                publish(
+                    ctx,
+                    env,
+                    EventType::Normal,
+                    "KeyringCreated",
+                    "CreateKeyring",
+                    format!(
+                        "created Secret {name} with key {} version {}",
+                        keyring.key_id(),
+                        keyring.active_version()
+                    ),
+                )
+                .await;
+            }
+            // Another reconcile (or replica) won the race: theirs is the keyring.
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(keyring);
+    };
+
+    let bytes = existing
+        .data
+        .as_ref()
+        .and_then(|d| d.get(KEYRING_SECRET_KEY))
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    let mut keyring = Keyring::from_json(&bytes)
+        .map_err(|e| Error::Keyring(format!("Secret {name} key {KEYRING_SECRET_KEY}: {e}")))?;
+
+    // Adopt a keyring retained from an earlier environment of the same name.
+    let uid = env.uid().unwrap_or_default();
+    let owned = existing.owner_references().iter().any(|r| r.uid == uid);
+    let mut patch = serde_json::Map::new();
+    if !owned {
+        patch.insert("metadata".into(), json!({"ownerReferences": shape.metadata.owner_references, "annotations": shape.metadata.annotations}));
+    }
+    if let Some(period) = valid.rotation_period {
+        let active_created = keyring
+            .status_versions()
+            .iter()
+            .find(|v| v.state == VersionState::Active)
+            .map(|v| v.created);
+        let due = active_created.is_some_and(|c| {
+            Duration::try_from(now.duration_since(c)).is_ok_and(|age| age >= period)
+        });
+        if due {
+            let retain = u32::try_from(valid.spec.keys.rotation.retain_versions)
+                .unwrap_or(1)
+                .max(1);
+            let version = keyring.rotate(now, retain);
+            patch.insert(
+                "data".into(),
+                json!({KEYRING_SECRET_KEY: ByteString(keyring.to_json().to_vec())}),
+            );
+            publish(
+                ctx,
+                env,
+                EventType::Normal,
+                "KeyRotated",
+                "RotateKey",
+                format!("key {} rotated to version {version}", keyring.key_id()),
+            )
+            .await;
+        }
+    }
+    if !patch.is_empty() {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        // Optimistic concurrency: a concurrent rotation makes this fail and the reconcile retry.
+        patch
+            .entry("metadata")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|m| m.insert("resourceVersion".into(), json!(existing.resource_version())));
+        secrets
+            .patch(
+                &name,
+                &params,
+                &Patch::Merge(serde_json::Value::Object(patch)),
+            )
+            .await?;
+        ctx.metrics.wrote("patch");
+    }
+    Ok(keyring)
+}
+
+async fn new_keyring(
+    ctx: &Context,
+    valid: &ValidatedSpec,
+    now: Timestamp,
+) -> Result<Keyring, Error> {
+    match valid.spec.keys.local.source {
+        KeySource::Generated => Ok(Keyring::generate(now)),
+        KeySource::Seeded => {
+            let seed_ref = valid
+                .spec
+                .keys
+                .local
+                .seed_secret_ref
+                .as_ref()
+                .ok_or_else(|| {
+                    Error::Keyring(
+                        "spec.keys.local.seedSecretRef is required for source Seeded".into(),
+                    )
+                })?;
+            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
+            let secret = secrets.get_opt(&seed_ref.name).await?.ok_or_else(|| {
+                Error::Keyring(format!(
+                    "spec.keys.local.seedSecretRef: Secret {} not found in namespace {}",
+                    seed_ref.name, valid.namespace
+                ))
+            })?;
+            let seed = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&seed_ref.key))
+                .ok_or_else(|| {
+                    Error::Keyring(format!(
+                        "spec.keys.local.seedSecretRef: Secret {} has no key {}",
+                        seed_ref.name, seed_ref.key
+                    ))
+                })?;
+            Keyring::seeded(&seed.0, now)
+                .map_err(|e| Error::Keyring(format!("spec.keys.local.seedSecretRef: {e}")))
+        }
+    }
+}
+
+fn keys_status(k: &Keyring) -> KeysStatus {
+    KeysStatus {
+        versions: k
+            .status_versions()
+            .into_iter()
+            .map(|v| KeyVersionStatus {
+                id: format!("{}/{}", k.key_id(), v.id),
+                created: Time(v.created),
+                state: match v.state {
+                    VersionState::Active => KeyVersionState::Active,
+                    VersionState::DecryptOnly => KeyVersionState::DecryptOnly,
+                    VersionState::Destroyed => KeyVersionState::Destroyed,
+                },
+            })
+            .take(crate::api::MAX_KEY_VERSIONS)
+            .collect(),
+    }
+}
+
+/// Writes status only when it differs from what is stored, and publishes an event when the
+/// Ready condition changes.
+async fn write_status(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    envs: &Api<ParityEnvironment>,
+    status: ParityEnvironmentStatus,
+) -> Result<(), Error> {
+    let old = env.status.clone().unwrap_or_default();
+    if old == status {
+        return Ok(());
+    }
+    let patch = json!({"status": status});
+    envs.patch_status(
+        &env.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    ctx.metrics.wrote("status");
+
+    let before = old
+        .condition(ConditionType::Ready)
+        .map(|c| (c.status, c.reason.clone()));
+    if let Some(ready) = status.condition(ConditionType::Ready)
+        && before != Some((ready.status, ready.reason.clone()))
+    {
+        let (kind, reason) = match ready.status {
+            ConditionStatus::True => (EventType::Normal, "Ready".to_string()),
+            _ if matches!(ready.reason.as_str(), "InvalidSpec" | "KeyringUnavailable")
+                || ready.reason.ends_with("Failed") =>
+            {
+                (EventType::Warning, ready.reason.clone())
+            }
+            _ => (EventType::Normal, ready.reason.clone()),
+        };
+        publish(ctx, env, kind, &reason, "Reconcile", ready.message.clone()).await;
+    }
+    Ok(())
+}
+
+pub(super) async fn publish(
+    ctx: &Context,
+    env: &ParityEnvironment,
+    kind: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_: kind,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    match ctx.recorder.publish(&event, &env.object_ref(&())).await {
+        Ok(()) => ctx.metrics.wrote("event"),
+        Err(e) => tracing::warn!(error = %e, "could not publish event"),
+    }
+}
+
+/// Retain keeps the keyring across deletion: a finalizer holds the environment until the
+/// keyring's owner reference is removed, so garbage collection leaves it alone.
+async fn ensure_finalizer(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    envs: &Api<ParityEnvironment>,
+    valid: &ValidatedSpec,
+) -> Result<(), Error> {
+    let retain = valid.spec.keys.deletion_policy == DeletionPolicy::Retain
+        && valid.spec.keys.provider == KeyProvider::Local;
+    let has = env.finalizers().iter().any(|f| f == RETAIN_FINALIZER);
+    if retain == has {
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = env
+        .finalizers()
+        .iter()
+        .filter(|f| *f != RETAIN_FINALIZER)
+        .cloned()
+        .collect();
+    if retain {
+        finalizers.push(RETAIN_FINALIZER.into());
+    }
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": env.resource_version()}});
+    envs.patch(
+        &env.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    ctx.metrics.wrote("patch");
+    Ok(())
+}
+
+async fn finalize(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    envs: &Api<ParityEnvironment>,
+) -> Result<Action, Error> {
+    if !env.finalizers().iter().any(|f| f == RETAIN_FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let ns = env.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = names::keyring(&env.name_any());
+    if secrets.get_opt(&name).await?.is_some() {
+        let patch = json!({"metadata": {"ownerReferences": null}});
+        secrets
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        ctx.metrics.wrote("patch");
+        publish(ctx, env, EventType::Normal, "KeyringRetained", "Finalize", format!("kept Secret {name} (deletionPolicy Retain); a new environment of the same name adopts it")).await;
+    }
+    let finalizers: Vec<String> = env
+        .finalizers()
+        .iter()
+        .filter(|f| *f != RETAIN_FINALIZER)
+        .cloned()
+        .collect();
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": env.resource_version()}});
+    envs.patch(
+        &env.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    ctx.metrics.wrote("patch");
+    Ok(Action::await_change())
+}

@@ -1,0 +1,242 @@
+//! Caches of the objects environments own, fed by watches limited to the operator's label.
+//! Deployments and Jobs are cached whole (their status drives conditions) with managedFields
+//! dropped; everything else only as metadata, so the operator never caches Secret data and
+//! its memory stays small with many environments.
+
+use std::fmt::Debug;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::resources::{LABEL_MANAGED_BY, MANAGED_BY, Object};
+
+pub type Trigger<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
+
+#[derive(Clone)]
+pub struct Stores {
+    pub deployments: Store<Deployment>,
+    pub jobs: Store<Job>,
+    pub services: Store<PartialObjectMeta<Service>>,
+    pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    pub service_accounts: Store<PartialObjectMeta<ServiceAccount>>,
+    pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
+    pub pvcs: Store<PartialObjectMeta<PersistentVolumeClaim>>,
+}
+
+/// The trigger streams to hand to the Controller (one per kind); they drive the stores.
+pub struct Triggers {
+    pub deployments: Trigger<Deployment>,
+    pub jobs: Trigger<Job>,
+    pub services: Trigger<PartialObjectMeta<Service>>,
+    pub config_maps: Trigger<PartialObjectMeta<ConfigMap>>,
+    pub secrets: Trigger<PartialObjectMeta<Secret>>,
+    pub service_accounts: Trigger<PartialObjectMeta<ServiceAccount>>,
+    pub network_policies: Trigger<PartialObjectMeta<NetworkPolicy>>,
+    pub pvcs: Trigger<PartialObjectMeta<PersistentVolumeClaim>>,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn config() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"))
+}
+
+fn full<K>(client: &Client, namespace: Option<&str>) -> (Store<K>, Trigger<K>)
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api::<K>(client, namespace), config())
+        .modify(|o| o.managed_fields_mut().clear())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (store, stream)
+}
+
+fn meta<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Store<PartialObjectMeta<K>>, Trigger<PartialObjectMeta<K>>)
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api::<PartialObjectMeta<K>>(client, namespace), config())
+        .modify(|o| o.managed_fields_mut().clear())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (store, stream)
+}
+
+pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
+    let (deployments, t_deployments) = full::<Deployment>(client, namespace);
+    let (jobs, t_jobs) = full::<Job>(client, namespace);
+    let (services, t_services) = meta::<Service>(client, namespace);
+    let (config_maps, t_config_maps) = meta::<ConfigMap>(client, namespace);
+    let (secrets, t_secrets) = meta::<Secret>(client, namespace);
+    let (service_accounts, t_sas) = meta::<ServiceAccount>(client, namespace);
+    let (network_policies, t_nps) = meta::<NetworkPolicy>(client, namespace);
+    let (pvcs, t_pvcs) = meta::<PersistentVolumeClaim>(client, namespace);
+    (
+        Stores {
+            deployments,
+            jobs,
+            services,
+            config_maps,
+            secrets,
+            service_accounts,
+            network_policies,
+            pvcs,
+        },
+        Triggers {
+            deployments: t_deployments,
+            jobs: t_jobs,
+            services: t_services,
+            config_maps: t_config_maps,
+            secrets: t_secrets,
+            service_accounts: t_sas,
+            network_policies: t_nps,
+            pvcs: t_pvcs,
+        },
+    )
+}
+
+/// Identity and version of a cached object: enough to tell whether it changed since we
+/// last applied it, and who owns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cached {
+    pub name: String,
+    pub resource_version: Option<String>,
+    pub owner_uids: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+fn cached<K: Resource>(o: &K) -> Cached {
+    Cached {
+        name: o.name_any(),
+        resource_version: o.resource_version(),
+        owner_uids: o.owner_references().iter().map(|r| r.uid.clone()).collect(),
+        labels: o.labels().clone(),
+    }
+}
+
+impl Stores {
+    /// Every store is filled from its first list.
+    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        ready(&self.deployments).await?;
+        ready(&self.jobs).await?;
+        ready(&self.services).await?;
+        ready(&self.config_maps).await?;
+        ready(&self.secrets).await?;
+        ready(&self.service_accounts).await?;
+        ready(&self.network_policies).await?;
+        ready(&self.pvcs).await
+    }
+
+    /// The cached object of the same kind, namespace and name as `o`.
+    pub fn get(&self, o: &Object, namespace: &str) -> Option<Cached> {
+        let name = o.name();
+        macro_rules! look {
+            ($store:expr) => {
+                $store
+                    .get(&ObjectRef::new(name).within(namespace))
+                    .map(|x| cached(x.as_ref()))
+            };
+        }
+        match o {
+            Object::Deployment(_) => look!(self.deployments),
+            Object::Job(_) => look!(self.jobs),
+            Object::Service(_) => look!(self.services),
+            Object::ConfigMap(_) => look!(self.config_maps),
+            Object::Secret(_) => look!(self.secrets),
+            Object::ServiceAccount(_) => look!(self.service_accounts),
+            Object::NetworkPolicy(_) => look!(self.network_policies),
+            Object::PersistentVolumeClaim(_) => look!(self.pvcs),
+        }
+    }
+
+    /// Every cached object in `namespace` owned by `owner_uid`, as (kind, cached).
+    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<(&'static str, Cached)> {
+        let mut out = Vec::new();
+        macro_rules! collect {
+            ($store:expr, $kind:expr) => {
+                for o in $store.state() {
+                    if o.namespace().as_deref() == Some(namespace)
+                        && o.owner_references().iter().any(|r| r.uid == owner_uid)
+                    {
+                        out.push(($kind, cached(o.as_ref())));
+                    }
+                }
+            };
+        }
+        collect!(self.deployments, "Deployment");
+        collect!(self.jobs, "Job");
+        collect!(self.services, "Service");
+        collect!(self.config_maps, "ConfigMap");
+        collect!(self.secrets, "Secret");
+        collect!(self.service_accounts, "ServiceAccount");
+        collect!(self.network_policies, "NetworkPolicy");
+        collect!(self.pvcs, "PersistentVolumeClaim");
+        out
+    }
+
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<Deployment>> {
+        self.deployments
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    pub fn job(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<Job>> {
+        self.jobs.get(&ObjectRef::new(name).within(namespace))
+    }
+}
+
+/// Waits for a store's first list. Re-polls every second: a waiter registered before the
+/// controller started polling the watch was seen to miss the wake-up.
+pub async fn ready<K>(store: &Store<K>) -> Result<(), reflector::store::WriterDropped>
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        if let Ok(r) =
+            tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready()).await
+        {
+            return r;
+        }
+    }
+}

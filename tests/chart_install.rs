@@ -1,0 +1,124 @@
+//! The Helm chart rendered with `helm template` and server-side applied to the real API
+//! server: every object is accepted, the operator's pod passes restricted Pod Security, and
+//! the ClusterRole holds exactly the generated least-privilege rules.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{Api, DeleteParams, ListParams};
+
+use support::kube_env::TestNamespace;
+use support::wait::until;
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/parity-operator");
+
+fn run(cmd: &mut Command, input: Option<&str>) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?} (is the testenv PATH sourced?): {e}"));
+    if let Some(input) = input {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn chart_lints() {
+    run(Command::new("helm").args(["lint", "--strict", CHART]), None);
+}
+
+#[test]
+fn values_schema_rejects_unknown_values() {
+    let out = Command::new("helm")
+        .args(["template", "x", CHART, "--set", "replicaCont=2"])
+        .output()
+        .expect("run helm");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("replicaCont"));
+}
+
+#[tokio::test]
+async fn chart_applies_and_operator_pods_are_admitted() {
+    let ns = TestNamespace::new("chart").await;
+    let release = ns.name.clone();
+    let manifest = run(
+        Command::new("helm").args([
+            "template",
+            &release,
+            CHART,
+            "--namespace",
+            &ns.name,
+            "--set",
+            "replicaCount=2",
+            "--set",
+            "image.tag=test",
+        ]),
+        None,
+    );
+    assert!(manifest.contains("--leader-elect"));
+    run(
+        Command::new("kubectl").args([
+            "apply",
+            "--server-side",
+            "--field-manager=parity-chart-test",
+            "-n",
+            &ns.name,
+            "-f",
+            "-",
+        ]),
+        Some(&manifest),
+    );
+
+    let roles: Api<ClusterRole> = Api::all(ns.client.clone());
+    let role = roles
+        .get(&format!("{release}-parity-operator"))
+        .await
+        .expect("ClusterRole");
+    let rules = role.rules.unwrap_or_default();
+    assert_eq!(rules, parity_operator::resources::rbac::operator_rules());
+
+    let pods: Api<Pod> = ns.api();
+    until(
+        "2 operator pods admitted",
+        Duration::from_secs(60),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app.kubernetes.io/name=parity-operator"))
+                .await
+                .map_err(|e| e.to_string())?;
+            if list.items.len() == 2 {
+                Ok(())
+            } else {
+                Err(list.items.len().to_string())
+            }
+        },
+    )
+    .await;
+
+    // Cluster-scoped objects outlive the namespace: remove them.
+    let name = format!("{release}-parity-operator");
+    let _ = roles.delete(&name, &DeleteParams::default()).await;
+    let bindings: Api<ClusterRoleBinding> = Api::all(ns.client.clone());
+    let _ = bindings.delete(&name, &DeleteParams::default()).await;
+}

@@ -1,0 +1,892 @@
+//! The operator as a process against the real testenv: every tier to Ready, updates,
+//! no-op resyncs, child drift repair, deletion and Retain, TTL, suspend, crash and restart,
+//! leader election, invalid specs, and key material never leaving the keyring Secret.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use parity_operator::api::ParityEnvironment;
+use serde_json::{Value, json};
+use support::kube_env::TestNamespace;
+use support::operator::Operator;
+use support::wait::until;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn env(name: &str, spec: Value) -> ParityEnvironment {
+    serde_json::from_value(json!({
+        "apiVersion": "parity.dev/v1alpha1", "kind": "ParityEnvironment",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .expect("environment json")
+}
+
+fn local_spec() -> Value {
+    json!({
+        "tier": "Local", "parityLevel": 2,
+        "dynamodb": {"tables": [{"name": "orders", "partitionKey": {"name": "id", "type": "S"}}]},
+        "dashboard": {"enabled": true, "decryption": "Server"}
+    })
+}
+
+async fn setup(prefix: &str) -> (TestNamespace, Operator, Api<ParityEnvironment>) {
+    let ns = TestNamespace::new(prefix).await;
+    support::crd::install_crd(&ns.client).await;
+    let op = Operator::start(&ns.name, &format!("{prefix}-a"), None);
+    let envs: Api<ParityEnvironment> = ns.api();
+    (ns, op, envs)
+}
+
+fn condition(e: &ParityEnvironment, t: &str) -> Option<(String, String, Option<i64>)> {
+    e.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| {
+            (
+                format!("{:?}", c.status),
+                c.reason.clone(),
+                c.observed_generation,
+            )
+        })
+}
+
+async fn wait_condition(
+    envs: &Api<ParityEnvironment>,
+    name: &str,
+    t: &str,
+    status: &str,
+) -> ParityEnvironment {
+    until(&format!("{name} condition {t}={status}"), WAIT, || async {
+        let e = envs.get(name).await.map_err(|e| e.to_string())?;
+        match condition(&e, t) {
+            Some((s, _, g)) if s == status && g == e.meta().generation => Ok(e),
+            other => Err(format!(
+                "{t}: {other:?}; Ready: {:?}",
+                condition(&e, "Ready")
+            )),
+        }
+    })
+    .await
+}
+
+async fn names<K>(api: &Api<K>) -> Vec<String>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut v: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|o| o.name_any())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn local_environment_becomes_ready_with_every_object_owned() {
+    let (ns, op, envs) = setup("op-local").await;
+    let created = envs
+        .create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
+    let uid = created.uid().expect("uid");
+    let ready = wait_condition(&envs, "dev", "Ready", "True").await;
+
+    let status = ready.status.clone().expect("status");
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(
+        status.endpoints.kms.as_deref(),
+        Some(format!("http://dev-kms.{}.svc:8080", ns.name).as_str())
+    );
+    assert_eq!(status.keys.as_ref().map(|k| k.versions.len()), Some(1));
+
+    assert_eq!(
+        names(&ns.api::<Deployment>()).await,
+        ["dev-dashboard", "dev-dynamodb", "dev-kms"]
+    );
+    assert_eq!(
+        names(&ns.api::<Service>()).await,
+        ["dev-dashboard", "dev-dynamodb", "dev-kms"]
+    );
+    let jobs = names(&ns.api::<Job>()).await;
+    assert_eq!(jobs.len(), 1, "one bootstrap job: {jobs:?}");
+    assert!(
+        names(&ns.api::<Secret>())
+            .await
+            .contains(&"dev-keyring".to_string())
+    );
+    assert!(
+        names(&ns.api::<ConfigMap>())
+            .await
+            .contains(&"dev-topology".to_string())
+    );
+
+    for d in ns
+        .api::<Deployment>()
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+    {
+        let owners = d.owner_references();
+        assert!(
+            owners
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true)),
+            "{} not owned",
+            d.name_any()
+        );
+    }
+
+    // `kubectl wait` is a usable CI gate.
+    let out = std::process::Command::new("kubectl")
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "penv/dev",
+            "-n",
+            &ns.name,
+            "--timeout=30s",
+        ])
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(op.logs().contains("became leader"));
+}
+
+#[tokio::test]
+async fn staging_environment_uses_external_services_and_holds_no_local_keys() {
+    let (ns, _op, envs) = setup("op-staging").await;
+    let spec = json!({
+        "tier": "Staging", "parityLevel": 1,
+        "dynamodb": {"external": {"endpoint": "https://dynamodb.eu-west-1.amazonaws.com", "region": "eu-west-1"},
+                     "tables": [{"name": "orders", "partitionKey": {"name": "id", "type": "S"}}]},
+        "keys": {"provider": "Kms", "kms": {"keyId": "alias/app-staging", "region": "eu-west-1"}}
+    });
+    envs.create(&PostParams::default(), &env("stage", spec))
+        .await
+        .expect("create");
+    let ready = wait_condition(&envs, "stage", "Ready", "True").await;
+    assert_eq!(
+        condition(&ready, "KeysReady").map(|c| c.1),
+        Some("ExternalKms".into())
+    );
+    assert_eq!(
+        condition(&ready, "DynamoDBReady").map(|c| c.1),
+        Some("External".into())
+    );
+    assert!(names(&ns.api::<Deployment>()).await.is_empty());
+    assert!(
+        !names(&ns.api::<Secret>())
+            .await
+            .contains(&"stage-keyring".to_string())
+    );
+    assert!(
+        names(&ns.api::<ConfigMap>())
+            .await
+            .contains(&"stage-topology".to_string())
+    );
+}
+
+#[tokio::test]
+async fn spec_changes_update_objects_remove_orphans_and_advance_observed_generation() {
+    let (ns, _op, envs) = setup("op-update").await;
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+    let old_jobs = names(&ns.api::<Job>()).await;
+
+    let patch = json!({"spec": {"parityLevel": 1, "dynamodb": {"tables": [
+        {"name": "orders", "partitionKey": {"name": "id", "type": "S"}},
+        {"name": "customers", "partitionKey": {"name": "id", "type": "S"}}
+    ]}}});
+    envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
+    let e = wait_condition(&envs, "dev", "Ready", "True").await;
+    assert_eq!(
+        e.status.as_ref().and_then(|s| s.observed_generation),
+        Some(2)
+    );
+
+    let deployments = ns.api::<Deployment>();
+    until(
+        "the dashboard (not part of level 1) to be removed",
+        WAIT,
+        || async {
+            let n = names(&deployments).await;
+            if n == ["dev-dynamodb", "dev-kms"] {
+                Ok(())
+            } else {
+                Err(n)
+            }
+        },
+    )
+    .await;
+    let jobs = ns.api::<Job>();
+    until(
+        "the old bootstrap Job to be replaced by one for the new tables",
+        WAIT,
+        || async {
+            let n = names(&jobs).await;
+            if n.len() == 1 && n != old_jobs {
+                Ok(())
+            } else {
+                Err(n)
+            }
+        },
+    )
+    .await;
+    let topology = ns
+        .api::<ConfigMap>()
+        .get("dev-topology")
+        .await
+        .expect("topology");
+    let text = topology
+        .data
+        .unwrap_or_default()
+        .values()
+        .cloned()
+        .collect::<String>();
+    assert!(
+        text.contains("customers"),
+        "topology lacks the new table: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_no_op_resync_writes_nothing() {
+    let (ns, op, envs) = setup("op-noop").await;
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+    // Let trailing watch events (status updates of Deployments) settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    async fn versions(ns: &TestNamespace) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        for d in ns
+            .api::<Deployment>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("deploy/{}", d.name_any()),
+                d.resource_version().unwrap_or_default(),
+            );
+        }
+        for s in ns
+            .api::<Service>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("svc/{}", s.name_any()),
+                s.resource_version().unwrap_or_default(),
+            );
+        }
+        for c in ns
+            .api::<ConfigMap>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("cm/{}", c.name_any()),
+                c.resource_version().unwrap_or_default(),
+            );
+        }
+        for s in ns
+            .api::<Secret>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("secret/{}", s.name_any()),
+                s.resource_version().unwrap_or_default(),
+            );
+        }
+        for j in ns
+            .api::<Job>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("job/{}", j.name_any()),
+                j.resource_version().unwrap_or_default(),
+            );
+        }
+        m
+    }
+    let before = versions(&ns).await;
+    let writes_before = op.writes().await;
+    let status_before = envs.get("dev").await.expect("get").status;
+
+    // Force a resync: an annotation changes the object (not its generation) and triggers a reconcile.
+    let patch = json!({"metadata": {"annotations": {"test.parity.dev/poke": "1"}}});
+    envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("poke");
+    until("the operator to reconcile the poke", WAIT, || async {
+        let (_, m) = op.get("/metrics").await?;
+        m.lines()
+            .find(|l| l.starts_with("parity_operator_reconciles_total{outcome=\"ok\"}"))
+            .map(|_| ())
+            .ok_or(m)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    assert_eq!(
+        versions(&ns).await,
+        before,
+        "a child's resourceVersion changed on a no-op resync"
+    );
+    assert_eq!(
+        op.writes().await,
+        writes_before,
+        "the operator wrote during a no-op resync"
+    );
+    assert_eq!(envs.get("dev").await.expect("get").status, status_before);
+}
+
+#[tokio::test]
+async fn hand_edited_or_deleted_children_are_restored_at_once() {
+    let (ns, _op, envs) = setup("op-drift").await;
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+
+    let services = ns.api::<Service>();
+    services
+        .delete("dev-kms", &DeleteParams::default())
+        .await
+        .expect("delete service");
+    let cms = ns.api::<ConfigMap>();
+    let original = cms.get("dev-topology").await.expect("cm").data;
+    cms.patch(
+        "dev-topology",
+        &PatchParams::apply("someone-else").force(),
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dev-topology"},
+            "data": {"topology.yaml": "edited by hand"}
+        })),
+    )
+    .await
+    .expect("edit configmap");
+
+    until(
+        "the kms Service to be re-created",
+        Duration::from_secs(15),
+        || async {
+            services
+                .get_opt("dev-kms")
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|_| ())
+                .ok_or("missing".to_string())
+        },
+    )
+    .await;
+    until(
+        "the topology ConfigMap to be restored",
+        Duration::from_secs(15),
+        || async {
+            let now = cms
+                .get("dev-topology")
+                .await
+                .map_err(|e| e.to_string())?
+                .data;
+            if now == original {
+                Ok(())
+            } else {
+                Err(format!("{now:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deletion_collects_children_and_retain_keeps_the_keyring_for_the_next_environment() {
+    let (ns, _op, envs) = setup("op-delete").await;
+    let mut spec = local_spec();
+    spec["keys"] = json!({"deletionPolicy": "Retain"});
+    envs.create(&PostParams::default(), &env("dev", spec.clone()))
+        .await
+        .expect("create");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+    let secrets = ns.api::<Secret>();
+    let keyring_before = secrets.get("dev-keyring").await.expect("keyring").data;
+
+    envs.delete("dev", &DeleteParams::background())
+        .await
+        .expect("delete");
+    until("the environment to be gone", WAIT, || async {
+        envs.get_opt("dev")
+            .await
+            .map_err(|e| e.to_string())?
+            .map_or(Ok(()), |_| Err("exists".to_string()))
+    })
+    .await;
+    let deployments = ns.api::<Deployment>();
+    until("garbage collection of the Deployments", WAIT, || async {
+        let n = names(&deployments).await;
+        if n.is_empty() { Ok(()) } else { Err(n) }
+    })
+    .await;
+    let kept = secrets.get("dev-keyring").await.expect("keyring retained");
+    assert!(
+        kept.owner_references().is_empty(),
+        "retained keyring still has owners"
+    );
+
+    // A new environment of the same name adopts the same keys.
+    envs.create(&PostParams::default(), &env("dev", spec))
+        .await
+        .expect("re-create");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+    let adopted = secrets.get("dev-keyring").await.expect("keyring");
+    assert_eq!(
+        adopted.data, keyring_before,
+        "the re-created environment must find the same keys"
+    );
+    assert_eq!(adopted.owner_references().len(), 1);
+
+    // With deletionPolicy Delete the keyring goes with the environment.
+    let patch = json!({"spec": {"keys": {"deletionPolicy": "Delete"}}});
+    envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
+    until("the retain finalizer to be removed", WAIT, || async {
+        let e = envs.get("dev").await.map_err(|e| e.to_string())?;
+        if e.finalizers().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", e.finalizers()))
+        }
+    })
+    .await;
+    envs.delete("dev", &DeleteParams::background())
+        .await
+        .expect("delete");
+    until("garbage collection of the keyring", WAIT, || async {
+        secrets
+            .get_opt("dev-keyring")
+            .await
+            .map_err(|e| e.to_string())?
+            .map_or(Ok(()), |_| Err("exists".to_string()))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_ci_environment_expires_after_its_ttl() {
+    let (ns, _op, envs) = setup("op-ttl").await;
+    let secrets = ns.api::<Secret>();
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "seed"}, "stringData": {"seed": "a-ci-seed-of-enough-length"}
+            }))
+            .expect("secret"),
+        )
+        .await
+        .expect("seed secret");
+    let spec = json!({
+        "tier": "CI", "parityLevel": 1, "ttl": "15s",
+        "dynamodb": {"tables": [{"name": "orders", "partitionKey": {"name": "id", "type": "S"}}]},
+        "keys": {"local": {"source": "Seeded", "seedSecretRef": {"name": "seed", "key": "seed"}}}
+    });
+    envs.create(&PostParams::default(), &env("ci", spec))
+        .await
+        .expect("create");
+    let e = wait_condition(&envs, "ci", "Ready", "True").await;
+    assert!(
+        e.status
+            .as_ref()
+            .and_then(|s| s.expires_at.clone())
+            .is_some(),
+        "status.expiresAt is set"
+    );
+    until(
+        "the expired environment to be deleted",
+        Duration::from_secs(60),
+        || async {
+            envs.get_opt("ci")
+                .await
+                .map_err(|e| e.to_string())?
+                .map_or(Ok(()), |_| Err("still exists".to_string()))
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn seeded_keys_are_identical_in_two_namespaces() {
+    let mut keyrings = Vec::new();
+    for prefix in ["op-seed-a", "op-seed-b"] {
+        let (ns, _op, envs) = setup(prefix).await;
+        ns.api::<Secret>()
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": {"name": "seed"}, "stringData": {"seed": "the-same-ci-seed-in-both"}
+                }))
+                .expect("secret"),
+            )
+            .await
+            .expect("seed secret");
+        let spec = json!({"tier": "CI", "parityLevel": 0,
+            "keys": {"local": {"source": "Seeded", "seedSecretRef": {"name": "seed", "key": "seed"}}}});
+        envs.create(&PostParams::default(), &env("ci", spec))
+            .await
+            .expect("create");
+        wait_condition(&envs, "ci", "KeysReady", "True").await;
+        let s = ns.api::<Secret>().get("ci-keyring").await.expect("keyring");
+        let bytes = s
+            .data
+            .and_then(|d| d.get("keyring.json").cloned())
+            .expect("keyring.json")
+            .0;
+        keyrings.push(
+            parity_operator::crypto::keyring::Keyring::from_json(&bytes).expect("parse keyring"),
+        );
+    }
+    assert!(
+        keyrings[0].same_material(&keyrings[1]),
+        "same seed must give the same key material"
+    );
+    assert_eq!(keyrings[0].key_id(), keyrings[1].key_id());
+}
+
+#[tokio::test]
+async fn suspend_scales_to_zero_and_keeps_keys_then_resumes() {
+    let (ns, _op, envs) = setup("op-suspend").await;
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+    let keyring = ns
+        .api::<Secret>()
+        .get("dev-keyring")
+        .await
+        .expect("keyring")
+        .data;
+
+    envs.patch(
+        "dev",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": true}})),
+    )
+    .await
+    .expect("suspend");
+    let e = wait_condition(&envs, "dev", "Ready", "False").await;
+    assert_eq!(
+        condition(&e, "Ready").map(|c| c.1),
+        Some("Suspended".into())
+    );
+    for d in ns
+        .api::<Deployment>()
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+    {
+        assert_eq!(
+            d.spec.replicas,
+            Some(0),
+            "{} still has replicas",
+            d.name_any()
+        );
+    }
+    assert_eq!(
+        ns.api::<Secret>()
+            .get("dev-keyring")
+            .await
+            .expect("keyring")
+            .data,
+        keyring
+    );
+
+    envs.patch(
+        "dev",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .expect("resume");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+}
+
+async fn wait_warning(ns: &TestNamespace, reason: &str) {
+    let events: Api<Event> = ns.api();
+    until(&format!("a Warning event {reason}"), WAIT, || async {
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        list.items
+            .iter()
+            .find(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+            .map(|_| ())
+            .ok_or(format!("{} events", list.items.len()))
+    })
+    .await;
+}
+
+fn ready_message(e: &ParityEnvironment) -> String {
+    e.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_invalid_spec_becomes_a_condition_and_a_warning_event() {
+    let (ns, _op, envs) = setup("op-invalid").await;
+    // The API server accepts "0s" (it matches the duration pattern); the operator's own
+    // validation refuses a ttl that would delete the environment at once.
+    let spec = json!({"tier": "CI", "parityLevel": 0, "ttl": "0s"});
+    envs.create(&PostParams::default(), &env("ci", spec))
+        .await
+        .expect("create");
+    let e = wait_condition(&envs, "ci", "Degraded", "True").await;
+    assert_eq!(
+        condition(&e, "Ready").map(|c| c.1),
+        Some("InvalidSpec".into())
+    );
+    assert!(
+        ready_message(&e).contains("spec.ttl"),
+        "{}",
+        ready_message(&e)
+    );
+    wait_warning(&ns, "InvalidSpec").await;
+    assert!(
+        names(&ns.api::<Deployment>()).await.is_empty(),
+        "nothing is built from an invalid spec"
+    );
+
+    // Fixing the spec recovers.
+    envs.patch(
+        "ci",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"ttl": "1h"}})),
+    )
+    .await
+    .expect("fix");
+    wait_condition(&envs, "ci", "Ready", "True").await;
+}
+
+#[tokio::test]
+async fn a_missing_seed_secret_is_reported_and_recovered_from() {
+    let (ns, _op, envs) = setup("op-seedless").await;
+    let spec = json!({"tier": "CI", "parityLevel": 0,
+        "keys": {"local": {"source": "Seeded", "seedSecretRef": {"name": "seed", "key": "seed"}}}});
+    envs.create(&PostParams::default(), &env("ci", spec))
+        .await
+        .expect("create");
+    let e = wait_condition(&envs, "ci", "KeysReady", "False").await;
+    assert_eq!(
+        condition(&e, "KeysReady").map(|c| c.1),
+        Some("KeyringUnavailable".into())
+    );
+    assert!(
+        ready_message(&e).contains("spec.keys.local.seedSecretRef"),
+        "{}",
+        ready_message(&e)
+    );
+    wait_warning(&ns, "KeyringUnavailable").await;
+
+    ns.api::<Secret>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "seed"}, "stringData": {"seed": "a-ci-seed-of-enough-length"}
+            }))
+            .expect("secret"),
+        )
+        .await
+        .expect("seed secret");
+    wait_condition(&envs, "ci", "Ready", "True").await;
+}
+
+#[tokio::test]
+async fn a_killed_operator_restarts_and_converges_without_duplicates() {
+    let (ns, mut op, envs) = setup("op-crash").await;
+    for i in 0..4 {
+        envs.create(
+            &PostParams::default(),
+            &env(&format!("env{i}"), local_spec()),
+        )
+        .await
+        .expect("create");
+    }
+    // Kill it while it is still reconciling.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    op.kill();
+    let op2 = Operator::start(&ns.name, "op-crash-b", None);
+    for i in 0..4 {
+        wait_condition(&envs, &format!("env{i}"), "Ready", "True").await;
+    }
+    assert_eq!(
+        names(&ns.api::<Deployment>()).await.len(),
+        12,
+        "3 deployments per environment"
+    );
+    assert_eq!(
+        names(&ns.api::<Job>()).await.len(),
+        4,
+        "one bootstrap job per environment"
+    );
+    let keyrings: Vec<String> = names(&ns.api::<Secret>())
+        .await
+        .into_iter()
+        .filter(|n| n.ends_with("-keyring"))
+        .collect();
+    assert_eq!(keyrings.len(), 4);
+    assert!(op2.logs().contains("became leader"));
+}
+
+#[tokio::test]
+async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
+    let (ns, mut a, envs) = setup("op-leader").await;
+    a.wait_ready().await;
+    let leases: Api<Lease> = ns.api();
+    let holder = until("a leader lease", WAIT, || async {
+        let l = leases
+            .get_opt("parity-operator-leader")
+            .await
+            .map_err(|e| e.to_string())?;
+        l.and_then(|l| l.spec?.holder_identity)
+            .ok_or("no holder".to_string())
+    })
+    .await;
+    assert_eq!(holder, a.identity);
+    let b = Operator::start(&ns.name, "op-leader-b", None);
+    b.wait_ready().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !b.logs().contains("became leader"),
+        "the second replica must not lead while the first renews"
+    );
+
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+    assert!(!b.logs().contains("applied"), "only the leader writes");
+
+    a.kill();
+    until(
+        "the second replica to take over after the lease expires",
+        Duration::from_secs(45),
+        || async {
+            let l = leases
+                .get("parity-operator-leader")
+                .await
+                .map_err(|e| e.to_string())?;
+            let h = l.spec.and_then(|s| s.holder_identity).unwrap_or_default();
+            if h == b.identity { Ok(()) } else { Err(h) }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn key_material_never_appears_in_logs_events_status_or_metrics() {
+    let (ns, op, envs) = setup("op-canary").await;
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+    let secret = ns
+        .api::<Secret>()
+        .get("dev-keyring")
+        .await
+        .expect("keyring");
+    let json: Value = serde_json::from_slice(
+        &secret
+            .data
+            .and_then(|d| d.get("keyring.json").cloned())
+            .expect("data")
+            .0,
+    )
+    .expect("json");
+
+    // The root and every version's material, as stored (base64) and as hex.
+    let mut canaries: Vec<String> = Vec::new();
+    let b64 = std::iter::once(&json["root"]).chain(
+        json["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| &v["material"]),
+    );
+    for m in b64.filter_map(Value::as_str) {
+        canaries.push(m.to_string());
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(m)
+            .expect("base64 material");
+        canaries.push(hex::encode(&raw));
+    }
+    assert!(
+        !canaries.is_empty(),
+        "the keyring holds material to search for"
+    );
+
+    let env_json = serde_json::to_string(&envs.get("dev").await.expect("get")).expect("json");
+    let events = serde_json::to_string(
+        &ns.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items,
+    )
+    .expect("json");
+    let (_, metrics) = op.get("/metrics").await.expect("metrics");
+    let logs = op.logs();
+    for c in &canaries {
+        for (what, text) in [
+            ("status", &env_json),
+            ("events", &events),
+            ("metrics", &metrics),
+            ("logs", &logs),
+        ] {
+            assert!(!text.contains(c.as_str()), "key material found in {what}");
+        }
+    }
+}

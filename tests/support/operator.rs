@@ -1,0 +1,124 @@
+//! Runs `parity operator` as a real process against the testenv, scoped to one namespace,
+//! with its log captured to a file (searched by the canary tests) and killed on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::moto::free_port;
+
+pub struct Operator {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub metrics_port: u16,
+    pub identity: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Operator {
+    /// Starts the operator watching `namespace`, electing a leader on a Lease there.
+    /// `kubeconfig` defaults to the admin KUBECONFIG of the testenv.
+    pub fn start(
+        namespace: &str,
+        identity: &str,
+        kubeconfig: Option<&std::path::Path>,
+    ) -> Operator {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join(format!("{identity}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parity"));
+        cmd.args([
+            "operator",
+            "--watch-namespace",
+            namespace,
+            "--leader-elect",
+            "--lease-namespace",
+            namespace,
+            "--identity",
+            identity,
+            "--image",
+            "parity-operator:test",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("RUST_LOG", "info,parity_operator=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(file));
+        if let Some(k) = kubeconfig {
+            cmd.env("KUBECONFIG", k);
+        }
+        let child = cmd.spawn().expect("start parity operator");
+        Operator {
+            child: Some(child),
+            log,
+            metrics_port: port,
+            identity: identity.to_string(),
+            _dir: dir,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> Result<(u16, String), String> {
+        let url = format!("http://127.0.0.1:{}{path}", self.metrics_port);
+        let resp = reqwest::get(&url)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+
+    /// Sum of the `parity_operator_writes_total` counters (every write kind).
+    pub async fn writes(&self) -> u64 {
+        let (_, body) = self.get("/metrics").await.expect("metrics");
+        body.lines()
+            .filter(|l| l.starts_with("parity_operator_writes_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub async fn wait_ready(&self) {
+        super::wait::until(
+            "operator /readyz to answer 200",
+            Duration::from_secs(60),
+            || async {
+                match self.get("/readyz").await {
+                    Ok((200, _)) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- operator {} log -----\n{}",
+                self.identity,
+                self.logs()
+            );
+        }
+        self.kill();
+    }
+}
