@@ -34,6 +34,14 @@ pub enum Command {
     Kms(Box<crate::kms::KmsArgs>),
     /// Serve Infisical's secrets read API from a Secret (mounted directory or JSON file).
     SecretsApi(Box<crate::secrets::SecretsApiArgs>),
+    /// Wait for DynamoDB, create/update the declared tables, load seed fixtures.
+    Bootstrap(crate::dynamo::bootstrap::BootstrapArgs),
+    /// Compare a topology with a reference file or live endpoint (exit 1 on drift).
+    Diff(crate::dynamo::diff_cmd::DiffArgs),
+    /// Read live tables into a topology YAML on stdout.
+    Capture(crate::dynamo::capture::CaptureArgs),
+    /// Re-wrap the data keys of a table's encrypted attributes to the key's active version.
+    Rewrap(crate::dynamo::rewrap::RewrapArgs),
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -48,6 +56,17 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Operator(args) => exit(crate::controller::run(*args).await),
         Command::Kms(args) => exit(crate::kms::run(*args).await),
         Command::SecretsApi(args) => exit(crate::secrets::api::run(*args).await),
+        Command::Bootstrap(args) => exit(crate::dynamo::bootstrap::run(args).await),
+        Command::Capture(args) => exit(crate::dynamo::capture::run(args).await),
+        Command::Rewrap(args) => exit(crate::dynamo::rewrap::run(args).await),
+        // diff: 0 equal, 1 different, 2 error (CI gates tell drift from a broken run).
+        Command::Diff(args) => match crate::dynamo::diff_cmd::run(args).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

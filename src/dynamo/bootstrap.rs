@@ -1,0 +1,285 @@
+//! `parity bootstrap`: the bootstrap Job's command. Validates the topology and every seed
+//! fixture first, waits for DynamoDB, brings each declared table to its declared shape
+//! (create, or update in place what DynamoDB allows), then loads the seeds. Nothing is
+//! changed when a table would need a re-create and `--recreate` was not given. A second run
+//! changes nothing and says so.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::apply::apply;
+use super::connect::{AwsArgs, Redacted, WaitPolicy, client, wait_ready};
+use super::live::describe;
+use super::plan::{Change, plan_table};
+use super::seed::encrypt::{encrypt_seeds, files_needing_encryption};
+use super::seed::fixture::read_dir;
+use super::seed::load::{SeedMode, load_table};
+use super::seed::{FieldEncryptor, TableSeed, kms_encryptor};
+use super::topology::Topology;
+
+/// Parses `300ms`, `5s`, `2m` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 30s or 5m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?} is not a duration like 500ms, 30s or 5m")),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BootstrapArgs {
+    /// DynamoDB endpoint URL, e.g. http://penv-dynamodb:8000.
+    #[arg(long, env = "PARITY_DYNAMODB_ENDPOINT")]
+    pub endpoint: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Topology file: a topology YAML/JSON, or a ParityEnvironment with spec.topology.
+    #[arg(long, short = 'f', env = "PARITY_TOPOLOGY")]
+    pub topology: PathBuf,
+    /// Directory of seed fixtures (a mounted ConfigMap): <table>.jsonl|.ndjson|.json and
+    /// optional <table>.fixture.yaml.
+    #[arg(long, env = "PARITY_SEEDS_DIR")]
+    pub seeds: Option<PathBuf>,
+    /// Which seed items are written.
+    #[arg(long, value_enum, default_value_t = SeedMode::Missing, env = "PARITY_SEED_MODE")]
+    pub seed_mode: SeedMode,
+    /// Prefix the topology's table names carry from mirroring; seed files may omit it.
+    #[arg(long, env = "PARITY_TABLE_PREFIX")]
+    pub table_prefix: Option<String>,
+    /// Drop and re-create tables whose key schema or local indexes changed (deletes their data).
+    #[arg(long, env = "PARITY_RECREATE")]
+    pub recreate: bool,
+    /// Give up waiting for the endpoint after this long.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
+    /// First retry delay while waiting for the endpoint (doubles each attempt).
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub initial_backoff: Duration,
+    /// Longest delay between attempts.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub max_backoff: Duration,
+    /// How long one table change may take to become ACTIVE.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub table_timeout: Duration,
+    /// Seed batches (and encryptions) in flight.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// KMS-compatible endpoint (`parity kms`, AWS KMS) for fields fixtures mark encrypted.
+    #[arg(long, env = "PARITY_KMS_ENDPOINT", requires = "kms_key_id")]
+    pub kms_endpoint: Option<String>,
+    /// Key id, ARN or alias (e.g. alias/orders) that wraps the seed data keys.
+    #[arg(long, env = "PARITY_KMS_KEY_ID", requires = "kms_endpoint")]
+    pub kms_key_id: Option<String>,
+    /// Access key id for the key service (default: --access-key-id).
+    #[arg(long, env = "PARITY_KMS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub kms_access_key_id: Option<String>,
+    /// Secret access key for the key service (default: --secret-access-key). Never logged.
+    #[arg(long, env = "PARITY_KMS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub kms_secret_access_key: Option<Redacted>,
+}
+
+/// The outcome, for the final log line and for callers.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// "table: change" for each change made.
+    pub changes: Vec<String>,
+    pub items_written: usize,
+    pub items_present: usize,
+    pub fields_encrypted: usize,
+}
+
+impl Summary {
+    pub fn is_noop(&self) -> bool {
+        self.changes.is_empty() && self.items_written == 0
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_noop() {
+            f.write_str("no changes")?;
+        } else {
+            write!(f, "{} table change(s)", self.changes.len())?;
+            if self.items_written > 0 {
+                write!(f, ", {} seed item(s) written", self.items_written)?;
+            }
+        }
+        if self.items_present > 0 {
+            write!(f, " ({} seed item(s) already present)", self.items_present)?;
+        }
+        Ok(())
+    }
+}
+
+/// The command: with `--kms-endpoint`, encrypted fixture fields go through the envelope and
+/// that key service.
+pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
+    let encryptor = match (&args.kms_endpoint, &args.kms_key_id) {
+        (Some(endpoint), Some(key_id)) => Some(kms_encryptor(
+            endpoint,
+            &args.aws.region,
+            args.kms_access_key_id
+                .as_deref()
+                .unwrap_or(&args.aws.access_key_id),
+            args.kms_secret_access_key
+                .as_ref()
+                .unwrap_or(&args.aws.secret_access_key)
+                .expose(),
+            key_id,
+        )),
+        _ => None,
+    };
+    run_with(args, encryptor).await.map(|_| ())
+}
+
+/// Bootstrap with an encryptor for fields that fixture schemas mark encrypted (the operator
+/// passes the environment's key service; without one such fixtures are an error).
+pub async fn run_with(
+    args: BootstrapArgs,
+    encryptor: Option<Arc<dyn FieldEncryptor>>,
+) -> anyhow::Result<Summary> {
+    let text = std::fs::read_to_string(&args.topology)
+        .with_context(|| format!("reading topology {}", args.topology.display()))?;
+    let topology = Topology::from_document_str(&text)
+        .with_context(|| format!("topology {}", args.topology.display()))?;
+    tracing::info!(
+        tables = topology.tables.len(),
+        "topology {}: {} table(s)",
+        args.topology.display(),
+        topology.tables.len()
+    );
+
+    // Every fixture is validated before DynamoDB is touched, so a bad one changes nothing.
+    let mut seeds: Vec<TableSeed> = match &args.seeds {
+        Some(dir) => {
+            let seeds = read_dir(dir, &topology, args.table_prefix.as_deref())?;
+            let items: usize = seeds.iter().map(|s| s.items.len()).sum();
+            tracing::info!(
+                "seed fixtures valid: {items} item(s) for {} table(s)",
+                seeds.len()
+            );
+            seeds
+        }
+        None => Vec::new(),
+    };
+    let needs = files_needing_encryption(&seeds);
+    if !needs.is_empty() && encryptor.is_none() {
+        bail!(
+            "fixtures {} mark fields encrypted, but no key service is configured (--kms-endpoint, --kms-key-id); nothing was changed",
+            needs.join(", ")
+        );
+    }
+
+    wait_ready(
+        &args.endpoint,
+        &args.aws,
+        &WaitPolicy {
+            timeout: args.wait_timeout,
+            initial: args.initial_backoff,
+            max: args.max_backoff,
+        },
+    )
+    .await?;
+    let ddb = client(&args.endpoint, &args.aws, 5);
+
+    let mut plans = Vec::new();
+    for table in &topology.tables {
+        let live = describe(&ddb, &table.name).await?;
+        plans.push((table, plan_table(table, live.as_ref())));
+    }
+    let blocked: Vec<String> = plans
+        .iter()
+        .flat_map(|(t, changes)| {
+            changes.iter().filter_map(move |c| match c {
+                Change::Recreate { reasons } => {
+                    Some(format!("table {}: {}", t.name, reasons.join("; ")))
+                }
+                _ => None,
+            })
+        })
+        .collect();
+    if !blocked.is_empty() && !args.recreate {
+        bail!(
+            "{} table(s) cannot be changed in place (key schema and local indexes are fixed at creation):\n  {}\nRe-creating deletes their data: re-run with --recreate to do it. Nothing was changed.",
+            blocked.len(),
+            blocked.join("\n  ")
+        );
+    }
+
+    let mut summary = Summary::default();
+    for (table, changes) in &plans {
+        if changes.is_empty() {
+            tracing::info!(table = %table.name, "table {}: up to date", table.name);
+            continue;
+        }
+        if changes.iter().any(|c| matches!(c, Change::Recreate { .. })) {
+            tracing::warn!(
+                table = %table.name,
+                "table {}: dropping and re-creating (--recreate); its data is deleted",
+                table.name
+            );
+        }
+        apply(&ddb, table, changes, args.table_timeout).await?;
+        summary
+            .changes
+            .extend(changes.iter().map(|c| format!("{}: {c}", table.name)));
+    }
+
+    if !seeds.is_empty() {
+        summary.fields_encrypted =
+            encrypt_seeds(&mut seeds, encryptor.as_deref(), args.concurrency).await?;
+        for seed in seeds {
+            let Some(table) = topology.table(&seed.table) else {
+                continue;
+            };
+            let report = load_table(&ddb, table, seed, args.seed_mode, args.concurrency).await?;
+            summary.items_written += report.written;
+            summary.items_present += report.already_present;
+        }
+    }
+
+    tracing::info!("bootstrap complete: {summary}");
+    println!("bootstrap complete: {summary}");
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn the_summary_says_no_changes_when_there_were_none() {
+        let s = Summary {
+            items_present: 3,
+            ..Default::default()
+        };
+        assert_eq!(s.to_string(), "no changes (3 seed item(s) already present)");
+        let s = Summary {
+            changes: vec!["orders: create table".into()],
+            items_written: 2,
+            ..Default::default()
+        };
+        assert_eq!(s.to_string(), "1 table change(s), 2 seed item(s) written");
+    }
+}
