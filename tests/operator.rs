@@ -47,17 +47,34 @@ async fn setup(prefix: &str) -> (TestNamespace, Operator, Api<ParityEnvironment>
 }
 
 fn condition(e: &ParityEnvironment, t: &str) -> Option<(String, String, Option<i64>)> {
-    e.status.as_ref()?.conditions.iter().find(|c| c.type_ == t).map(|c| {
-        (format!("{:?}", c.status), c.reason.clone(), c.observed_generation)
-    })
+    e.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| {
+            (
+                format!("{:?}", c.status),
+                c.reason.clone(),
+                c.observed_generation,
+            )
+        })
 }
 
-async fn wait_condition(envs: &Api<ParityEnvironment>, name: &str, t: &str, status: &str) -> ParityEnvironment {
+async fn wait_condition(
+    envs: &Api<ParityEnvironment>,
+    name: &str,
+    t: &str,
+    status: &str,
+) -> ParityEnvironment {
     until(&format!("{name} condition {t}={status}"), WAIT, || async {
         let e = envs.get(name).await.map_err(|e| e.to_string())?;
         match condition(&e, t) {
             Some((s, _, g)) if s == status && g == e.meta().generation => Ok(e),
-            other => Err(format!("{t}: {other:?}; Ready: {:?}", condition(&e, "Ready"))),
+            other => Err(format!(
+                "{t}: {other:?}; Ready: {:?}",
+                condition(&e, "Ready")
+            )),
         }
     })
     .await
@@ -82,33 +99,76 @@ where
 #[tokio::test]
 async fn local_environment_becomes_ready_with_every_object_owned() {
     let (ns, op, envs) = setup("op-local").await;
-    let created = envs.create(&PostParams::default(), &env("dev", local_spec())).await.expect("create");
+    let created = envs
+        .create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
     let uid = created.uid().expect("uid");
     let ready = wait_condition(&envs, "dev", "Ready", "True").await;
 
     let status = ready.status.clone().expect("status");
     assert_eq!(status.observed_generation, Some(1));
-    assert_eq!(status.endpoints.kms.as_deref(), Some(format!("http://dev-kms.{}.svc:8080", ns.name).as_str()));
+    assert_eq!(
+        status.endpoints.kms.as_deref(),
+        Some(format!("http://dev-kms.{}.svc:8080", ns.name).as_str())
+    );
     assert_eq!(status.keys.as_ref().map(|k| k.versions.len()), Some(1));
 
-    assert_eq!(names(&ns.api::<Deployment>()).await, ["dev-dashboard", "dev-dynamodb", "dev-kms"]);
-    assert_eq!(names(&ns.api::<Service>()).await, ["dev-dashboard", "dev-dynamodb", "dev-kms"]);
+    assert_eq!(
+        names(&ns.api::<Deployment>()).await,
+        ["dev-dashboard", "dev-dynamodb", "dev-kms"]
+    );
+    assert_eq!(
+        names(&ns.api::<Service>()).await,
+        ["dev-dashboard", "dev-dynamodb", "dev-kms"]
+    );
     let jobs = names(&ns.api::<Job>()).await;
     assert_eq!(jobs.len(), 1, "one bootstrap job: {jobs:?}");
-    assert!(names(&ns.api::<Secret>()).await.contains(&"dev-keyring".to_string()));
-    assert!(names(&ns.api::<ConfigMap>()).await.contains(&"dev-topology".to_string()));
+    assert!(
+        names(&ns.api::<Secret>())
+            .await
+            .contains(&"dev-keyring".to_string())
+    );
+    assert!(
+        names(&ns.api::<ConfigMap>())
+            .await
+            .contains(&"dev-topology".to_string())
+    );
 
-    for d in ns.api::<Deployment>().list(&ListParams::default()).await.expect("list").items {
+    for d in ns
+        .api::<Deployment>()
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+    {
         let owners = d.owner_references();
-        assert!(owners.iter().any(|o| o.uid == uid && o.controller == Some(true)), "{} not owned", d.name_any());
+        assert!(
+            owners
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true)),
+            "{} not owned",
+            d.name_any()
+        );
     }
 
     // `kubectl wait` is a usable CI gate.
     let out = std::process::Command::new("kubectl")
-        .args(["wait", "--for=condition=Ready", "penv/dev", "-n", &ns.name, "--timeout=30s"])
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "penv/dev",
+            "-n",
+            &ns.name,
+            "--timeout=30s",
+        ])
         .output()
         .expect("run kubectl");
-    assert!(out.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(op.logs().contains("became leader"));
 }
 
@@ -121,19 +181,37 @@ async fn staging_environment_uses_external_services_and_holds_no_local_keys() {
                      "tables": [{"name": "orders", "partitionKey": {"name": "id", "type": "S"}}]},
         "keys": {"provider": "Kms", "kms": {"keyId": "alias/app-staging", "region": "eu-west-1"}}
     });
-    envs.create(&PostParams::default(), &env("stage", spec)).await.expect("create");
+    envs.create(&PostParams::default(), &env("stage", spec))
+        .await
+        .expect("create");
     let ready = wait_condition(&envs, "stage", "Ready", "True").await;
-    assert_eq!(condition(&ready, "KeysReady").map(|c| c.1), Some("ExternalKms".into()));
-    assert_eq!(condition(&ready, "DynamoDBReady").map(|c| c.1), Some("External".into()));
+    assert_eq!(
+        condition(&ready, "KeysReady").map(|c| c.1),
+        Some("ExternalKms".into())
+    );
+    assert_eq!(
+        condition(&ready, "DynamoDBReady").map(|c| c.1),
+        Some("External".into())
+    );
     assert!(names(&ns.api::<Deployment>()).await.is_empty());
-    assert!(!names(&ns.api::<Secret>()).await.contains(&"stage-keyring".to_string()));
-    assert!(names(&ns.api::<ConfigMap>()).await.contains(&"stage-topology".to_string()));
+    assert!(
+        !names(&ns.api::<Secret>())
+            .await
+            .contains(&"stage-keyring".to_string())
+    );
+    assert!(
+        names(&ns.api::<ConfigMap>())
+            .await
+            .contains(&"stage-topology".to_string())
+    );
 }
 
 #[tokio::test]
 async fn spec_changes_update_objects_remove_orphans_and_advance_observed_generation() {
     let (ns, _op, envs) = setup("op-update").await;
-    envs.create(&PostParams::default(), &env("dev", local_spec())).await.expect("create");
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
     wait_condition(&envs, "dev", "Ready", "True").await;
     let old_jobs = names(&ns.api::<Job>()).await;
 
@@ -141,51 +219,131 @@ async fn spec_changes_update_objects_remove_orphans_and_advance_observed_generat
         {"name": "orders", "partitionKey": {"name": "id", "type": "S"}},
         {"name": "customers", "partitionKey": {"name": "id", "type": "S"}}
     ]}}});
-    envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+    envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
     let e = wait_condition(&envs, "dev", "Ready", "True").await;
-    assert_eq!(e.status.as_ref().and_then(|s| s.observed_generation), Some(2));
+    assert_eq!(
+        e.status.as_ref().and_then(|s| s.observed_generation),
+        Some(2)
+    );
 
     let deployments = ns.api::<Deployment>();
-    until("the dashboard (not part of level 1) to be removed", WAIT, || async {
-        let n = names(&deployments).await;
-        if n == ["dev-dynamodb", "dev-kms"] { Ok(()) } else { Err(n) }
-    })
+    until(
+        "the dashboard (not part of level 1) to be removed",
+        WAIT,
+        || async {
+            let n = names(&deployments).await;
+            if n == ["dev-dynamodb", "dev-kms"] {
+                Ok(())
+            } else {
+                Err(n)
+            }
+        },
+    )
     .await;
     let jobs = ns.api::<Job>();
-    until("the old bootstrap Job to be replaced by one for the new tables", WAIT, || async {
-        let n = names(&jobs).await;
-        if n.len() == 1 && n != old_jobs { Ok(()) } else { Err(n) }
-    })
+    until(
+        "the old bootstrap Job to be replaced by one for the new tables",
+        WAIT,
+        || async {
+            let n = names(&jobs).await;
+            if n.len() == 1 && n != old_jobs {
+                Ok(())
+            } else {
+                Err(n)
+            }
+        },
+    )
     .await;
-    let topology = ns.api::<ConfigMap>().get("dev-topology").await.expect("topology");
-    let text = topology.data.unwrap_or_default().values().cloned().collect::<String>();
-    assert!(text.contains("customers"), "topology lacks the new table: {text}");
+    let topology = ns
+        .api::<ConfigMap>()
+        .get("dev-topology")
+        .await
+        .expect("topology");
+    let text = topology
+        .data
+        .unwrap_or_default()
+        .values()
+        .cloned()
+        .collect::<String>();
+    assert!(
+        text.contains("customers"),
+        "topology lacks the new table: {text}"
+    );
 }
 
 #[tokio::test]
 async fn a_no_op_resync_writes_nothing() {
     let (ns, op, envs) = setup("op-noop").await;
-    envs.create(&PostParams::default(), &env("dev", local_spec())).await.expect("create");
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
     wait_condition(&envs, "dev", "Ready", "True").await;
     // Let trailing watch events (status updates of Deployments) settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     async fn versions(ns: &TestNamespace) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
-        for d in ns.api::<Deployment>().list(&ListParams::default()).await.expect("list").items {
-            m.insert(format!("deploy/{}", d.name_any()), d.resource_version().unwrap_or_default());
+        for d in ns
+            .api::<Deployment>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("deploy/{}", d.name_any()),
+                d.resource_version().unwrap_or_default(),
+            );
         }
-        for s in ns.api::<Service>().list(&ListParams::default()).await.expect("list").items {
-            m.insert(format!("svc/{}", s.name_any()), s.resource_version().unwrap_or_default());
+        for s in ns
+            .api::<Service>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("svc/{}", s.name_any()),
+                s.resource_version().unwrap_or_default(),
+            );
         }
-        for c in ns.api::<ConfigMap>().list(&ListParams::default()).await.expect("list").items {
-            m.insert(format!("cm/{}", c.name_any()), c.resource_version().unwrap_or_default());
+        for c in ns
+            .api::<ConfigMap>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("cm/{}", c.name_any()),
+                c.resource_version().unwrap_or_default(),
+            );
         }
-        for s in ns.api::<Secret>().list(&ListParams::default()).await.expect("list").items {
-            m.insert(format!("secret/{}", s.name_any()), s.resource_version().unwrap_or_default());
+        for s in ns
+            .api::<Secret>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("secret/{}", s.name_any()),
+                s.resource_version().unwrap_or_default(),
+            );
         }
-        for j in ns.api::<Job>().list(&ListParams::default()).await.expect("list").items {
-            m.insert(format!("job/{}", j.name_any()), j.resource_version().unwrap_or_default());
+        for j in ns
+            .api::<Job>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("job/{}", j.name_any()),
+                j.resource_version().unwrap_or_default(),
+            );
         }
         m
     }
@@ -195,44 +353,87 @@ async fn a_no_op_resync_writes_nothing() {
 
     // Force a resync: an annotation changes the object (not its generation) and triggers a reconcile.
     let patch = json!({"metadata": {"annotations": {"test.parity.dev/poke": "1"}}});
-    envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("poke");
+    envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("poke");
     until("the operator to reconcile the poke", WAIT, || async {
         let (_, m) = op.get("/metrics").await?;
-        m.lines().find(|l| l.starts_with("parity_operator_reconciles_total{outcome=\"ok\"}")).map(|_| ()).ok_or(m)
+        m.lines()
+            .find(|l| l.starts_with("parity_operator_reconciles_total{outcome=\"ok\"}"))
+            .map(|_| ())
+            .ok_or(m)
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    assert_eq!(versions(&ns).await, before, "a child's resourceVersion changed on a no-op resync");
-    assert_eq!(op.writes().await, writes_before, "the operator wrote during a no-op resync");
+    assert_eq!(
+        versions(&ns).await,
+        before,
+        "a child's resourceVersion changed on a no-op resync"
+    );
+    assert_eq!(
+        op.writes().await,
+        writes_before,
+        "the operator wrote during a no-op resync"
+    );
     assert_eq!(envs.get("dev").await.expect("get").status, status_before);
 }
 
 #[tokio::test]
 async fn hand_edited_or_deleted_children_are_restored_at_once() {
     let (ns, _op, envs) = setup("op-drift").await;
-    envs.create(&PostParams::default(), &env("dev", local_spec())).await.expect("create");
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
     wait_condition(&envs, "dev", "Ready", "True").await;
 
     let services = ns.api::<Service>();
-    services.delete("dev-kms", &DeleteParams::default()).await.expect("delete service");
+    services
+        .delete("dev-kms", &DeleteParams::default())
+        .await
+        .expect("delete service");
     let cms = ns.api::<ConfigMap>();
     let original = cms.get("dev-topology").await.expect("cm").data;
-    cms.patch("dev-topology", &PatchParams::apply("someone-else").force(), &Patch::Apply(json!({
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dev-topology"},
-        "data": {"topology.yaml": "edited by hand"}
-    })))
+    cms.patch(
+        "dev-topology",
+        &PatchParams::apply("someone-else").force(),
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dev-topology"},
+            "data": {"topology.yaml": "edited by hand"}
+        })),
+    )
     .await
     .expect("edit configmap");
 
-    until("the kms Service to be re-created", Duration::from_secs(15), || async {
-        services.get_opt("dev-kms").await.map_err(|e| e.to_string())?.map(|_| ()).ok_or("missing".to_string())
-    })
+    until(
+        "the kms Service to be re-created",
+        Duration::from_secs(15),
+        || async {
+            services
+                .get_opt("dev-kms")
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|_| ())
+                .ok_or("missing".to_string())
+        },
+    )
     .await;
-    until("the topology ConfigMap to be restored", Duration::from_secs(15), || async {
-        let now = cms.get("dev-topology").await.map_err(|e| e.to_string())?.data;
-        if now == original { Ok(()) } else { Err(format!("{now:?}")) }
-    })
+    until(
+        "the topology ConfigMap to be restored",
+        Duration::from_secs(15),
+        || async {
+            let now = cms
+                .get("dev-topology")
+                .await
+                .map_err(|e| e.to_string())?
+                .data;
+            if now == original {
+                Ok(())
+            } else {
+                Err(format!("{now:?}"))
+            }
+        },
+    )
     .await;
 }
 
@@ -241,14 +442,21 @@ async fn deletion_collects_children_and_retain_keeps_the_keyring_for_the_next_en
     let (ns, _op, envs) = setup("op-delete").await;
     let mut spec = local_spec();
     spec["keys"] = json!({"deletionPolicy": "Retain"});
-    envs.create(&PostParams::default(), &env("dev", spec.clone())).await.expect("create");
+    envs.create(&PostParams::default(), &env("dev", spec.clone()))
+        .await
+        .expect("create");
     wait_condition(&envs, "dev", "Ready", "True").await;
     let secrets = ns.api::<Secret>();
     let keyring_before = secrets.get("dev-keyring").await.expect("keyring").data;
 
-    envs.delete("dev", &DeleteParams::background()).await.expect("delete");
+    envs.delete("dev", &DeleteParams::background())
+        .await
+        .expect("delete");
     until("the environment to be gone", WAIT, || async {
-        envs.get_opt("dev").await.map_err(|e| e.to_string())?.map_or(Ok(()), |_| Err("exists".to_string()))
+        envs.get_opt("dev")
+            .await
+            .map_err(|e| e.to_string())?
+            .map_or(Ok(()), |_| Err("exists".to_string()))
     })
     .await;
     let deployments = ns.api::<Deployment>();
@@ -258,26 +466,46 @@ async fn deletion_collects_children_and_retain_keeps_the_keyring_for_the_next_en
     })
     .await;
     let kept = secrets.get("dev-keyring").await.expect("keyring retained");
-    assert!(kept.owner_references().is_empty(), "retained keyring still has owners");
+    assert!(
+        kept.owner_references().is_empty(),
+        "retained keyring still has owners"
+    );
 
     // A new environment of the same name adopts the same keys.
-    envs.create(&PostParams::default(), &env("dev", spec)).await.expect("re-create");
+    envs.create(&PostParams::default(), &env("dev", spec))
+        .await
+        .expect("re-create");
     wait_condition(&envs, "dev", "Ready", "True").await;
     let adopted = secrets.get("dev-keyring").await.expect("keyring");
-    assert_eq!(adopted.data, keyring_before, "the re-created environment must find the same keys");
+    assert_eq!(
+        adopted.data, keyring_before,
+        "the re-created environment must find the same keys"
+    );
     assert_eq!(adopted.owner_references().len(), 1);
 
     // With deletionPolicy Delete the keyring goes with the environment.
     let patch = json!({"spec": {"keys": {"deletionPolicy": "Delete"}}});
-    envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+    envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
     until("the retain finalizer to be removed", WAIT, || async {
         let e = envs.get("dev").await.map_err(|e| e.to_string())?;
-        if e.finalizers().is_empty() { Ok(()) } else { Err(format!("{:?}", e.finalizers())) }
+        if e.finalizers().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", e.finalizers()))
+        }
     })
     .await;
-    envs.delete("dev", &DeleteParams::background()).await.expect("delete");
+    envs.delete("dev", &DeleteParams::background())
+        .await
+        .expect("delete");
     until("garbage collection of the keyring", WAIT, || async {
-        secrets.get_opt("dev-keyring").await.map_err(|e| e.to_string())?.map_or(Ok(()), |_| Err("exists".to_string()))
+        secrets
+            .get_opt("dev-keyring")
+            .await
+            .map_err(|e| e.to_string())?
+            .map_or(Ok(()), |_| Err("exists".to_string()))
     })
     .await;
 }
@@ -287,9 +515,13 @@ async fn a_ci_environment_expires_after_its_ttl() {
     let (ns, _op, envs) = setup("op-ttl").await;
     let secrets = ns.api::<Secret>();
     secrets
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "metadata": {"name": "seed"}, "stringData": {"seed": "a-ci-seed-of-enough-length"}
-        })).expect("secret"))
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "seed"}, "stringData": {"seed": "a-ci-seed-of-enough-length"}
+            }))
+            .expect("secret"),
+        )
         .await
         .expect("seed secret");
     let spec = json!({
@@ -297,12 +529,27 @@ async fn a_ci_environment_expires_after_its_ttl() {
         "dynamodb": {"tables": [{"name": "orders", "partitionKey": {"name": "id", "type": "S"}}]},
         "keys": {"local": {"source": "Seeded", "seedSecretRef": {"name": "seed", "key": "seed"}}}
     });
-    envs.create(&PostParams::default(), &env("ci", spec)).await.expect("create");
+    envs.create(&PostParams::default(), &env("ci", spec))
+        .await
+        .expect("create");
     let e = wait_condition(&envs, "ci", "Ready", "True").await;
-    assert!(e.status.as_ref().and_then(|s| s.expires_at.clone()).is_some(), "status.expiresAt is set");
-    until("the expired environment to be deleted", Duration::from_secs(60), || async {
-        envs.get_opt("ci").await.map_err(|e| e.to_string())?.map_or(Ok(()), |_| Err("still exists".to_string()))
-    })
+    assert!(
+        e.status
+            .as_ref()
+            .and_then(|s| s.expires_at.clone())
+            .is_some(),
+        "status.expiresAt is set"
+    );
+    until(
+        "the expired environment to be deleted",
+        Duration::from_secs(60),
+        || async {
+            envs.get_opt("ci")
+                .await
+                .map_err(|e| e.to_string())?
+                .map_or(Ok(()), |_| Err("still exists".to_string()))
+        },
+    )
     .await;
 }
 
@@ -312,39 +559,94 @@ async fn seeded_keys_are_identical_in_two_namespaces() {
     for prefix in ["op-seed-a", "op-seed-b"] {
         let (ns, _op, envs) = setup(prefix).await;
         ns.api::<Secret>()
-            .create(&PostParams::default(), &serde_json::from_value(json!({
-                "metadata": {"name": "seed"}, "stringData": {"seed": "the-same-ci-seed-in-both"}
-            })).expect("secret"))
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": {"name": "seed"}, "stringData": {"seed": "the-same-ci-seed-in-both"}
+                }))
+                .expect("secret"),
+            )
             .await
             .expect("seed secret");
         let spec = json!({"tier": "CI", "parityLevel": 0,
             "keys": {"local": {"source": "Seeded", "seedSecretRef": {"name": "seed", "key": "seed"}}}});
-        envs.create(&PostParams::default(), &env("ci", spec)).await.expect("create");
+        envs.create(&PostParams::default(), &env("ci", spec))
+            .await
+            .expect("create");
         wait_condition(&envs, "ci", "KeysReady", "True").await;
         let s = ns.api::<Secret>().get("ci-keyring").await.expect("keyring");
-        let bytes = s.data.and_then(|d| d.get("keyring.json").cloned()).expect("keyring.json").0;
-        keyrings.push(parity_operator::crypto::keyring::Keyring::from_json(&bytes).expect("parse keyring"));
+        let bytes = s
+            .data
+            .and_then(|d| d.get("keyring.json").cloned())
+            .expect("keyring.json")
+            .0;
+        keyrings.push(
+            parity_operator::crypto::keyring::Keyring::from_json(&bytes).expect("parse keyring"),
+        );
     }
-    assert!(keyrings[0].same_material(&keyrings[1]), "same seed must give the same key material");
+    assert!(
+        keyrings[0].same_material(&keyrings[1]),
+        "same seed must give the same key material"
+    );
     assert_eq!(keyrings[0].key_id(), keyrings[1].key_id());
 }
 
 #[tokio::test]
 async fn suspend_scales_to_zero_and_keeps_keys_then_resumes() {
     let (ns, _op, envs) = setup("op-suspend").await;
-    envs.create(&PostParams::default(), &env("dev", local_spec())).await.expect("create");
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
     wait_condition(&envs, "dev", "Ready", "True").await;
-    let keyring = ns.api::<Secret>().get("dev-keyring").await.expect("keyring").data;
+    let keyring = ns
+        .api::<Secret>()
+        .get("dev-keyring")
+        .await
+        .expect("keyring")
+        .data;
 
-    envs.patch("dev", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": true}}))).await.expect("suspend");
+    envs.patch(
+        "dev",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": true}})),
+    )
+    .await
+    .expect("suspend");
     let e = wait_condition(&envs, "dev", "Ready", "False").await;
-    assert_eq!(condition(&e, "Ready").map(|c| c.1), Some("Suspended".into()));
-    for d in ns.api::<Deployment>().list(&ListParams::default()).await.expect("list").items {
-        assert_eq!(d.spec.replicas, Some(0), "{} still has replicas", d.name_any());
+    assert_eq!(
+        condition(&e, "Ready").map(|c| c.1),
+        Some("Suspended".into())
+    );
+    for d in ns
+        .api::<Deployment>()
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+    {
+        assert_eq!(
+            d.spec.replicas,
+            Some(0),
+            "{} still has replicas",
+            d.name_any()
+        );
     }
-    assert_eq!(ns.api::<Secret>().get("dev-keyring").await.expect("keyring").data, keyring);
+    assert_eq!(
+        ns.api::<Secret>()
+            .get("dev-keyring")
+            .await
+            .expect("keyring")
+            .data,
+        keyring
+    );
 
-    envs.patch("dev", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": false}}))).await.expect("resume");
+    envs.patch(
+        "dev",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .expect("resume");
     wait_condition(&envs, "dev", "Ready", "True").await;
 }
 
@@ -354,27 +656,50 @@ async fn an_invalid_spec_becomes_a_condition_and_a_warning_event() {
     // Accepted by the API server (names are not length-checked there) but too long to
     // prefix the objects the operator creates.
     let long = "a-very-long-environment-name-that-does-not-fit";
-    envs.create(&PostParams::default(), &env(long, local_spec())).await.expect("create");
+    envs.create(&PostParams::default(), &env(long, local_spec()))
+        .await
+        .expect("create");
     let e = wait_condition(&envs, long, "Degraded", "True").await;
     let (_, reason, _) = condition(&e, "Ready").expect("ready");
     assert_eq!(reason, "InvalidSpec");
-    let msg = e.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).map(|c| c.message.clone()).unwrap_or_default();
+    let msg = e
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
     assert!(msg.contains("metadata.name"), "{msg}");
     let events: Api<Event> = ns.api();
     until("a Warning event InvalidSpec", WAIT, || async {
-        let list = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-        list.items.iter().find(|e| e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning"))
-            .map(|_| ()).ok_or(format!("{} events", list.items.len()))
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        list.items
+            .iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
+            })
+            .map(|_| ())
+            .ok_or(format!("{} events", list.items.len()))
     })
     .await;
-    assert!(names(&ns.api::<Deployment>()).await.is_empty(), "nothing is built from an invalid spec");
+    assert!(
+        names(&ns.api::<Deployment>()).await.is_empty(),
+        "nothing is built from an invalid spec"
+    );
 }
 
 #[tokio::test]
 async fn a_killed_operator_restarts_and_converges_without_duplicates() {
     let (ns, mut op, envs) = setup("op-crash").await;
     for i in 0..4 {
-        envs.create(&PostParams::default(), &env(&format!("env{i}"), local_spec())).await.expect("create");
+        envs.create(
+            &PostParams::default(),
+            &env(&format!("env{i}"), local_spec()),
+        )
+        .await
+        .expect("create");
     }
     // Kill it while it is still reconciling.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -383,9 +708,21 @@ async fn a_killed_operator_restarts_and_converges_without_duplicates() {
     for i in 0..4 {
         wait_condition(&envs, &format!("env{i}"), "Ready", "True").await;
     }
-    assert_eq!(names(&ns.api::<Deployment>()).await.len(), 12, "3 deployments per environment");
-    assert_eq!(names(&ns.api::<Job>()).await.len(), 4, "one bootstrap job per environment");
-    let keyrings: Vec<String> = names(&ns.api::<Secret>()).await.into_iter().filter(|n| n.ends_with("-keyring")).collect();
+    assert_eq!(
+        names(&ns.api::<Deployment>()).await.len(),
+        12,
+        "3 deployments per environment"
+    );
+    assert_eq!(
+        names(&ns.api::<Job>()).await.len(),
+        4,
+        "one bootstrap job per environment"
+    );
+    let keyrings: Vec<String> = names(&ns.api::<Secret>())
+        .await
+        .into_iter()
+        .filter(|n| n.ends_with("-keyring"))
+        .collect();
     assert_eq!(keyrings.len(), 4);
     assert!(op2.logs().contains("became leader"));
 }
@@ -396,36 +733,65 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
     a.wait_ready().await;
     let leases: Api<Lease> = ns.api();
     let holder = until("a leader lease", WAIT, || async {
-        let l = leases.get_opt("parity-operator-leader").await.map_err(|e| e.to_string())?;
-        l.and_then(|l| l.spec?.holder_identity).ok_or("no holder".to_string())
+        let l = leases
+            .get_opt("parity-operator-leader")
+            .await
+            .map_err(|e| e.to_string())?;
+        l.and_then(|l| l.spec?.holder_identity)
+            .ok_or("no holder".to_string())
     })
     .await;
     assert_eq!(holder, a.identity);
     let b = Operator::start(&ns.name, "op-leader-b", None);
     b.wait_ready().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!b.logs().contains("became leader"), "the second replica must not lead while the first renews");
+    assert!(
+        !b.logs().contains("became leader"),
+        "the second replica must not lead while the first renews"
+    );
 
-    envs.create(&PostParams::default(), &env("dev", local_spec())).await.expect("create");
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
     wait_condition(&envs, "dev", "Ready", "True").await;
     assert!(!b.logs().contains("applied"), "only the leader writes");
 
     a.kill();
-    until("the second replica to take over after the lease expires", Duration::from_secs(45), || async {
-        let l = leases.get("parity-operator-leader").await.map_err(|e| e.to_string())?;
-        let h = l.spec.and_then(|s| s.holder_identity).unwrap_or_default();
-        if h == b.identity { Ok(()) } else { Err(h) }
-    })
+    until(
+        "the second replica to take over after the lease expires",
+        Duration::from_secs(45),
+        || async {
+            let l = leases
+                .get("parity-operator-leader")
+                .await
+                .map_err(|e| e.to_string())?;
+            let h = l.spec.and_then(|s| s.holder_identity).unwrap_or_default();
+            if h == b.identity { Ok(()) } else { Err(h) }
+        },
+    )
     .await;
 }
 
 #[tokio::test]
 async fn key_material_never_appears_in_logs_events_status_or_metrics() {
     let (ns, op, envs) = setup("op-canary").await;
-    envs.create(&PostParams::default(), &env("dev", local_spec())).await.expect("create");
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
     wait_condition(&envs, "dev", "Ready", "True").await;
-    let secret = ns.api::<Secret>().get("dev-keyring").await.expect("keyring");
-    let json: Value = serde_json::from_slice(&secret.data.and_then(|d| d.get("keyring.json").cloned()).expect("data").0).expect("json");
+    let secret = ns
+        .api::<Secret>()
+        .get("dev-keyring")
+        .await
+        .expect("keyring");
+    let json: Value = serde_json::from_slice(
+        &secret
+            .data
+            .and_then(|d| d.get("keyring.json").cloned())
+            .expect("data")
+            .0,
+    )
+    .expect("json");
 
     // Every string in the keyring that could be key material (long base64/hex values).
     fn material(v: &Value, out: &mut Vec<String>) {
@@ -438,14 +804,29 @@ async fn key_material_never_appears_in_logs_events_status_or_metrics() {
     }
     let mut canaries = Vec::new();
     material(&json, &mut canaries);
-    assert!(!canaries.is_empty(), "the keyring holds material to search for");
+    assert!(
+        !canaries.is_empty(),
+        "the keyring holds material to search for"
+    );
 
     let env_json = serde_json::to_string(&envs.get("dev").await.expect("get")).expect("json");
-    let events = serde_json::to_string(&ns.api::<Event>().list(&ListParams::default()).await.expect("events").items).expect("json");
+    let events = serde_json::to_string(
+        &ns.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items,
+    )
+    .expect("json");
     let (_, metrics) = op.get("/metrics").await.expect("metrics");
     let logs = op.logs();
     for c in &canaries {
-        for (what, text) in [("status", &env_json), ("events", &events), ("metrics", &metrics), ("logs", &logs)] {
+        for (what, text) in [
+            ("status", &env_json),
+            ("events", &events),
+            ("metrics", &metrics),
+            ("logs", &logs),
+        ] {
             assert!(!text.contains(c.as_str()), "key material found in {what}");
         }
     }

@@ -34,7 +34,13 @@ pub struct Observed {
     pub in_sync: (bool, String, String),
 }
 
-fn cond(t: ConditionType, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
+fn cond(
+    t: ConditionType,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
     let status = if ok {
         ConditionStatus::True
     } else {
@@ -45,48 +51,106 @@ fn cond(t: ConditionType, ok: bool, reason: &str, message: String, generation: O
 
 pub fn keys_ready(o: &Observed) -> (bool, &'static str, String) {
     if let Some(key) = &o.external_kms_key {
-        return (true, "ExternalKms", format!("keys are held by AWS KMS key {key}"));
+        return (
+            true,
+            "ExternalKms",
+            format!("keys are held by AWS KMS key {key}"),
+        );
     }
     if !o.kms_needed {
-        return (true, "NotRequired", "no key service at this parity level".into());
+        return (
+            true,
+            "NotRequired",
+            "no key service at this parity level".into(),
+        );
     }
     if o.kms_available {
-        (true, "KeyServiceAvailable", "the keyring exists and the key service is available".into())
+        (
+            true,
+            "KeyServiceAvailable",
+            "the keyring exists and the key service is available".into(),
+        )
     } else {
-        (false, "KeyServiceStarting", "waiting for the key service Deployment to become available".into())
+        (
+            false,
+            "KeyServiceStarting",
+            "waiting for the key service Deployment to become available".into(),
+        )
     }
 }
 
 pub fn dynamodb_ready(o: &Observed) -> (bool, &'static str, String) {
     if let Some(endpoint) = &o.dynamodb_external {
-        return (true, "External", format!("using the external DynamoDB endpoint {endpoint}"));
+        return (
+            true,
+            "External",
+            format!("using the external DynamoDB endpoint {endpoint}"),
+        );
     }
     if !o.dynamodb_pod_needed {
-        return (true, "NotRequired", "no DynamoDB at this parity level".into());
+        return (
+            true,
+            "NotRequired",
+            "no DynamoDB at this parity level".into(),
+        );
     }
     if !o.dynamodb_available {
-        return (false, "DynamoDBStarting", "waiting for the DynamoDB Deployment to become available".into());
+        return (
+            false,
+            "DynamoDBStarting",
+            "waiting for the DynamoDB Deployment to become available".into(),
+        );
     }
     match &o.bootstrap {
-        JobState::Absent | JobState::Running => {
-            (false, "BootstrapRunning", "the bootstrap Job is creating tables and loading seeds".into())
-        }
-        JobState::Succeeded => (true, "TablesReady", "DynamoDB is available and the tables are bootstrapped".into()),
-        JobState::Failed(why) => (false, "BootstrapFailed", format!("the bootstrap Job failed: {why}")),
+        JobState::Absent | JobState::Running => (
+            false,
+            "BootstrapRunning",
+            "the bootstrap Job is creating tables and loading seeds".into(),
+        ),
+        JobState::Succeeded => (
+            true,
+            "TablesReady",
+            "DynamoDB is available and the tables are bootstrapped".into(),
+        ),
+        JobState::Failed(why) => (
+            false,
+            "BootstrapFailed",
+            format!("the bootstrap Job failed: {why}"),
+        ),
     }
 }
 
-pub fn dashboard_ready(o: &Observed, keys_ok: bool, dynamodb_ok: bool) -> (bool, &'static str, String) {
+pub fn dashboard_ready(
+    o: &Observed,
+    keys_ok: bool,
+    dynamodb_ok: bool,
+) -> (bool, &'static str, String) {
     if !o.dashboard_needed {
-        return (true, "NotRequired", "the dashboard is not enabled at this parity level".into());
+        return (
+            true,
+            "NotRequired",
+            "the dashboard is not enabled at this parity level".into(),
+        );
     }
     if !(keys_ok && dynamodb_ok) {
-        return (false, "WaitingForDependencies", "the dashboard starts after keys and DynamoDB are ready".into());
+        return (
+            false,
+            "WaitingForDependencies",
+            "the dashboard starts after keys and DynamoDB are ready".into(),
+        );
     }
     if o.dashboard_available {
-        (true, "DashboardAvailable", "the dashboard is available".into())
+        (
+            true,
+            "DashboardAvailable",
+            "the dashboard is available".into(),
+        )
     } else {
-        (false, "DashboardStarting", "waiting for the dashboard Deployment to become available".into())
+        (
+            false,
+            "DashboardStarting",
+            "waiting for the dashboard Deployment to become available".into(),
+        )
     }
 }
 
@@ -99,41 +163,127 @@ pub fn compute(o: &Observed, generation: Option<i64>) -> Vec<Condition> {
     let (sync_ok, sync_reason, sync_msg) = o.in_sync.clone();
 
     let parts = [
-        (ConditionType::KeysReady, keys.0, keys.1.to_string(), keys.2.clone()),
-        (ConditionType::DynamoDbReady, dynamo.0, dynamo.1.to_string(), dynamo.2.clone()),
-        (ConditionType::DashboardReady, dash.0, dash.1.to_string(), dash.2.clone()),
-        (ConditionType::SecretsReady, secrets_ok, secrets_reason, secrets_msg),
+        (
+            ConditionType::KeysReady,
+            keys.0,
+            keys.1.to_string(),
+            keys.2.clone(),
+        ),
+        (
+            ConditionType::DynamoDbReady,
+            dynamo.0,
+            dynamo.1.to_string(),
+            dynamo.2.clone(),
+        ),
+        (
+            ConditionType::DashboardReady,
+            dash.0,
+            dash.1.to_string(),
+            dash.2.clone(),
+        ),
+        (
+            ConditionType::SecretsReady,
+            secrets_ok,
+            secrets_reason,
+            secrets_msg,
+        ),
     ];
     let mut out: Vec<Condition> = parts
         .iter()
         .map(|(t, ok, r, m)| cond(*t, *ok, r, m.clone(), generation))
         .collect();
-    out.push(cond(ConditionType::InSync, sync_ok, &sync_reason, sync_msg, generation));
+    out.push(cond(
+        ConditionType::InSync,
+        sync_ok,
+        &sync_reason,
+        sync_msg,
+        generation,
+    ));
 
     // Drift from staging is reported (InSync) but does not make the environment unusable.
     let first_failure = parts.iter().find(|(_, ok, _, _)| !ok);
     let degraded = matches!(o.bootstrap, JobState::Failed(_));
     let (ready, progressing) = if o.suspended {
-        out.push(cond(ConditionType::Ready, false, "Suspended", "spec.suspend is true: workloads are scaled to zero; data and keys are kept".into(), generation));
-        (false, cond(ConditionType::Progressing, false, "Suspended", "suspended".into(), generation))
+        out.push(cond(
+            ConditionType::Ready,
+            false,
+            "Suspended",
+            "spec.suspend is true: workloads are scaled to zero; data and keys are kept".into(),
+            generation,
+        ));
+        (
+            false,
+            cond(
+                ConditionType::Progressing,
+                false,
+                "Suspended",
+                "suspended".into(),
+                generation,
+            ),
+        )
     } else if let Some((t, _, reason, message)) = first_failure {
-        out.push(cond(ConditionType::Ready, false, reason, format!("{t}: {message}"), generation));
+        out.push(cond(
+            ConditionType::Ready,
+            false,
+            reason,
+            format!("{t}: {message}"),
+            generation,
+        ));
         let p = if degraded {
-            cond(ConditionType::Progressing, false, "Failed", "a component failed; see Degraded".into(), generation)
+            cond(
+                ConditionType::Progressing,
+                false,
+                "Failed",
+                "a component failed; see Degraded".into(),
+                generation,
+            )
         } else {
-            cond(ConditionType::Progressing, true, "Reconciling", format!("waiting: {message}"), generation)
+            cond(
+                ConditionType::Progressing,
+                true,
+                "Reconciling",
+                format!("waiting: {message}"),
+                generation,
+            )
         };
         (false, p)
     } else {
-        out.push(cond(ConditionType::Ready, true, "Ready", "every component is ready".into(), generation));
-        (true, cond(ConditionType::Progressing, false, "Ready", "converged".into(), generation))
+        out.push(cond(
+            ConditionType::Ready,
+            true,
+            "Ready",
+            "every component is ready".into(),
+            generation,
+        ));
+        (
+            true,
+            cond(
+                ConditionType::Progressing,
+                false,
+                "Ready",
+                "converged".into(),
+                generation,
+            ),
+        )
     };
     let _ = ready;
     out.push(progressing);
     out.push(if degraded {
-        cond(ConditionType::Degraded, true, dynamo.1, dynamo.2, generation)
+        cond(
+            ConditionType::Degraded,
+            true,
+            dynamo.1,
+            dynamo.2,
+            generation,
+        )
     } else {
-        cond(ConditionType::Degraded, false, "AsExpected", "no component has failed".into(), generation)
+        cond(
+            ConditionType::Degraded,
+            false,
+            "AsExpected",
+            "no component has failed".into(),
+            generation,
+        )
     });
     out
 }
@@ -142,9 +292,27 @@ pub fn compute(o: &Observed, generation: Option<i64>) -> Vec<Condition> {
 pub fn invalid(errors: &[FieldError], generation: Option<i64>) -> Vec<Condition> {
     let message = describe(errors);
     vec![
-        cond(ConditionType::Ready, false, "InvalidSpec", message.clone(), generation),
-        cond(ConditionType::Progressing, false, "InvalidSpec", "fix the spec to continue".into(), generation),
-        cond(ConditionType::Degraded, true, "InvalidSpec", message, generation),
+        cond(
+            ConditionType::Ready,
+            false,
+            "InvalidSpec",
+            message.clone(),
+            generation,
+        ),
+        cond(
+            ConditionType::Progressing,
+            false,
+            "InvalidSpec",
+            "fix the spec to continue".into(),
+            generation,
+        ),
+        cond(
+            ConditionType::Degraded,
+            true,
+            "InvalidSpec",
+            message,
+            generation,
+        ),
     ]
 }
 
@@ -170,62 +338,105 @@ mod tests {
     }
 
     fn get<'a>(cs: &'a [Condition], t: ConditionType) -> &'a Condition {
-        cs.iter().find(|c| c.type_ == t.as_str()).expect("condition present")
+        cs.iter()
+            .find(|c| c.type_ == t.as_str())
+            .expect("condition present")
     }
 
     #[test]
     fn everything_available_is_ready_and_not_progressing() {
         let cs = compute(&ready_all(), Some(3));
         assert_eq!(get(&cs, ConditionType::Ready).status, ConditionStatus::True);
-        assert_eq!(get(&cs, ConditionType::Progressing).status, ConditionStatus::False);
-        assert_eq!(get(&cs, ConditionType::Degraded).status, ConditionStatus::False);
+        assert_eq!(
+            get(&cs, ConditionType::Progressing).status,
+            ConditionStatus::False
+        );
+        assert_eq!(
+            get(&cs, ConditionType::Degraded).status,
+            ConditionStatus::False
+        );
         assert!(cs.iter().all(|c| c.observed_generation == Some(3)));
     }
 
     #[test]
     fn a_starting_dynamodb_is_progressing_not_degraded_and_holds_the_dashboard() {
-        let o = Observed { dynamodb_available: false, bootstrap: JobState::Absent, dashboard_available: false, ..ready_all() };
+        let o = Observed {
+            dynamodb_available: false,
+            bootstrap: JobState::Absent,
+            dashboard_available: false,
+            ..ready_all()
+        };
         let cs = compute(&o, None);
         let ready = get(&cs, ConditionType::Ready);
         assert_eq!(ready.status, ConditionStatus::False);
         assert_eq!(ready.reason, "DynamoDBStarting");
-        assert_eq!(get(&cs, ConditionType::Progressing).status, ConditionStatus::True);
-        assert_eq!(get(&cs, ConditionType::Degraded).status, ConditionStatus::False);
-        assert_eq!(get(&cs, ConditionType::DashboardReady).reason, "WaitingForDependencies");
+        assert_eq!(
+            get(&cs, ConditionType::Progressing).status,
+            ConditionStatus::True
+        );
+        assert_eq!(
+            get(&cs, ConditionType::Degraded).status,
+            ConditionStatus::False
+        );
+        assert_eq!(
+            get(&cs, ConditionType::DashboardReady).reason,
+            "WaitingForDependencies"
+        );
     }
 
     #[test]
     fn a_failed_bootstrap_is_degraded_with_the_reason() {
-        let o = Observed { bootstrap: JobState::Failed("orders.jsonl line 3: missing key attribute id".into()), ..ready_all() };
+        let o = Observed {
+            bootstrap: JobState::Failed("orders.jsonl line 3: missing key attribute id".into()),
+            ..ready_all()
+        };
         let cs = compute(&o, None);
         let degraded = get(&cs, ConditionType::Degraded);
         assert_eq!(degraded.status, ConditionStatus::True);
         assert_eq!(degraded.reason, "BootstrapFailed");
         assert!(degraded.message.contains("line 3"));
-        assert_eq!(get(&cs, ConditionType::Progressing).status, ConditionStatus::False);
+        assert_eq!(
+            get(&cs, ConditionType::Progressing).status,
+            ConditionStatus::False
+        );
     }
 
     #[test]
     fn drift_is_reported_but_does_not_block_ready() {
-        let o = Observed { in_sync: (false, "Drifted".into(), "1 difference".into()), ..ready_all() };
+        let o = Observed {
+            in_sync: (false, "Drifted".into(), "1 difference".into()),
+            ..ready_all()
+        };
         let cs = compute(&o, None);
-        assert_eq!(get(&cs, ConditionType::InSync).status, ConditionStatus::False);
+        assert_eq!(
+            get(&cs, ConditionType::InSync).status,
+            ConditionStatus::False
+        );
         assert_eq!(get(&cs, ConditionType::Ready).status, ConditionStatus::True);
     }
 
     #[test]
     fn suspended_is_not_ready_and_says_so() {
-        let o = Observed { suspended: true, ..ready_all() };
+        let o = Observed {
+            suspended: true,
+            ..ready_all()
+        };
         let cs = compute(&o, None);
         assert_eq!(get(&cs, ConditionType::Ready).reason, "Suspended");
     }
 
     #[test]
     fn invalid_spec_names_the_field() {
-        let cs = invalid(&[FieldError::new("spec.ttl", "must be a duration")], Some(1));
+        let cs = invalid(
+            &[FieldError::new("spec.ttl", "must be a duration")],
+            Some(1),
+        );
         let ready = get(&cs, ConditionType::Ready);
         assert_eq!(ready.reason, "InvalidSpec");
         assert!(ready.message.contains("spec.ttl"));
-        assert_eq!(get(&cs, ConditionType::Degraded).status, ConditionStatus::True);
+        assert_eq!(
+            get(&cs, ConditionType::Degraded).status,
+            ConditionStatus::True
+        );
     }
 }

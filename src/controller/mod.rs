@@ -86,12 +86,17 @@ fn error_policy(_env: Arc<ParityEnvironment>, error: &Error, _ctx: Arc<Context>)
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let identity = args.identity.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "parity".into());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_else(|_| "parity".into());
         format!("{}-{}", host.trim(), std::process::id())
     });
     let metrics = metrics::Metrics::default();
     let ready = http::Readiness::default();
-    let server = tokio::spawn(http::serve(args.metrics_addr, ready.clone(), metrics.clone()));
+    let server = tokio::spawn(http::serve(
+        args.metrics_addr,
+        ready.clone(),
+        metrics.clone(),
+    ));
 
     let mut lost = None;
     if args.leader_elect {
@@ -118,7 +123,13 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         client: client.clone(),
         build,
         metrics,
-        recorder: Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: Some(identity) }),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: Some(identity),
+            },
+        ),
         stores: stores.clone(),
         applied: Mutex::new(HashMap::new()),
     });
@@ -137,7 +148,9 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let synced = {
         let ready = ready.clone();
         async move {
-            if main_store.wait_until_ready().await.is_ok() && stores.wait_until_ready().await.is_ok() {
+            if main_store.wait_until_ready().await.is_ok()
+                && stores.wait_until_ready().await.is_ok()
+            {
                 tracing::info!("caches synced");
                 ready.set_synced();
             }

@@ -54,7 +54,10 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         Err(errors) => {
             let mut status = env.status.clone().unwrap_or_default();
             status.observed_generation = env.meta().generation;
-            set_all(&mut status, conditions::invalid(&errors, env.meta().generation));
+            set_all(
+                &mut status,
+                conditions::invalid(&errors, env.meta().generation),
+            );
             write_status(env, ctx, &envs, status).await?;
             return Ok(Action::await_change());
         }
@@ -64,7 +67,15 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
 
     if let Some(expires) = valid.expires_at() {
         if expires.0 <= Timestamp::now() {
-            publish(ctx, env, EventType::Normal, "Expired", "Deleting", format!("spec.ttl elapsed at {}", expires.0)).await;
+            publish(
+                ctx,
+                env,
+                EventType::Normal,
+                "Expired",
+                "Deleting",
+                format!("spec.ttl elapsed at {}", expires.0),
+            )
+            .await;
             envs.delete(&name, &DeleteParams::background()).await?;
             ctx.metrics.wrote("delete");
             return Ok(Action::await_change());
@@ -77,13 +88,20 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     let objects = resources::build_all(&valid, profile, &ctx.build);
 
     // keys: the keyring Secret is created once, never applied over.
-    let keyring = if plan.kms { Some(ensure_keyring(env, ctx, &valid).await?) } else { None };
+    let keyring = if plan.kms {
+        Some(ensure_keyring(env, ctx, &valid).await?)
+    } else {
+        None
+    };
 
     // apply, in order, holding back what must wait for its dependencies.
     let dynamodb_available = deployment_available(ctx, &ns, &names::dynamodb(&name));
     let kms_available = deployment_available(ctx, &ns, &names::kms(&name));
     let dashboard_available = deployment_available(ctx, &ns, &names::dashboard(&name));
-    let bootstrap_name = objects.iter().find(|o| o.component() == Some(Component::Bootstrap) && matches!(o, Object::Job(_))).map(|o| o.name().to_string());
+    let bootstrap_name = objects
+        .iter()
+        .find(|o| o.component() == Some(Component::Bootstrap) && matches!(o, Object::Job(_)))
+        .map(|o| o.name().to_string());
     let bootstrap = match &bootstrap_name {
         Some(job) => job_state(ctx, &ns, job),
         None => JobState::Succeeded,
@@ -98,8 +116,12 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
             continue;
         }
         let gated = match (o, o.component()) {
-            (Object::Job(_), Some(Component::Bootstrap)) => !dynamodb_available || valid.spec.suspend,
-            (Object::Deployment(_) | Object::Service(_), Some(Component::Dashboard)) => !(keys_ok && dynamo_ok),
+            (Object::Job(_), Some(Component::Bootstrap)) => {
+                !dynamodb_available || valid.spec.suspend
+            }
+            (Object::Deployment(_) | Object::Service(_), Some(Component::Dashboard)) => {
+                !(keys_ok && dynamo_ok)
+            }
             _ => false,
         };
         if gated {
@@ -116,18 +138,44 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         kms_needed: plan.kms,
         kms_available,
         external_kms_key: (valid.spec.keys.provider == KeyProvider::Kms && plan.components.keys)
-            .then(|| valid.spec.keys.kms.as_ref().map(|k| k.key_id.clone()).unwrap_or_default()),
+            .then(|| {
+                valid
+                    .spec
+                    .keys
+                    .kms
+                    .as_ref()
+                    .map(|k| k.key_id.clone())
+                    .unwrap_or_default()
+            }),
         dynamodb_pod_needed: plan.dynamodb_pod,
         dynamodb_available,
-        dynamodb_external: (plan.components.dynamodb && !plan.dynamodb_pod)
-            .then(|| valid.spec.dynamodb.external.as_ref().map(|e| e.endpoint.clone()).unwrap_or_default()),
+        dynamodb_external: (plan.components.dynamodb && !plan.dynamodb_pod).then(|| {
+            valid
+                .spec
+                .dynamodb
+                .external
+                .as_ref()
+                .map(|e| e.endpoint.clone())
+                .unwrap_or_default()
+        }),
         bootstrap,
         dashboard_needed: plan.dashboard,
         dashboard_available,
-        secrets: (true, "NotConfigured".into(), "no secrets schema is declared".into()),
+        secrets: (
+            true,
+            "NotConfigured".into(),
+            "no secrets schema is declared".into(),
+        ),
         in_sync: match &valid.spec.mirror {
             None => (true, "NotMirrored".into(), "spec.mirror is not set".into()),
-            Some(m) => (true, "MirrorPending".into(), format!("mirroring {}; drift detection is not enabled yet", m.from.name)),
+            Some(m) => (
+                true,
+                "MirrorPending".into(),
+                format!(
+                    "mirroring {}; drift detection is not enabled yet",
+                    m.from.name
+                ),
+            ),
         },
     };
     let mut status = env.status.clone().unwrap_or_default();
@@ -135,7 +183,10 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     status.endpoints = resources::endpoints(&valid, profile, &ctx.build);
     status.expires_at = valid.expires_at();
     status.keys = keyring.as_ref().map(keys_status);
-    set_all(&mut status, conditions::compute(&observed, env.meta().generation));
+    set_all(
+        &mut status,
+        conditions::compute(&observed, env.meta().generation),
+    );
     write_status(env, ctx, &envs, status).await?;
 
     let mut next = RESYNC;
@@ -158,7 +209,11 @@ fn set_all(status: &mut ParityEnvironmentStatus, conditions: Vec<crate::api::Con
 fn deployment_available(ctx: &Context, ns: &str, name: &str) -> bool {
     ctx.stores.deployment(ns, name).is_some_and(|d| {
         let want = d.spec.replicas.unwrap_or(1);
-        let have = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+        let have = d
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
         want > 0 && have >= want
     })
 }
@@ -167,11 +222,25 @@ fn job_state(ctx: &Context, ns: &str, name: &str) -> JobState {
     let Some(job) = ctx.stores.job(ns, name) else {
         return JobState::Absent;
     };
-    let conds = job.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-    if conds.iter().any(|c| c.type_ == "Complete" && c.status == "True") {
+    let conds = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    if conds
+        .iter()
+        .any(|c| c.type_ == "Complete" && c.status == "True")
+    {
         JobState::Succeeded
-    } else if let Some(c) = conds.iter().find(|c| c.type_ == "Failed" && c.status == "True") {
-        JobState::Failed(c.message.clone().unwrap_or_else(|| "see the Job's pod logs".into()))
+    } else if let Some(c) = conds
+        .iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True")
+    {
+        JobState::Failed(
+            c.message
+                .clone()
+                .unwrap_or_else(|| "see the Job's pod logs".into()),
+        )
     } else {
         JobState::Running
     }
@@ -191,13 +260,22 @@ async fn apply(ctx: &Context, ns: &str, o: &Object) -> Result<(), Error> {
     let key = (o.kind(), ns.to_string(), o.name().to_string());
     let live_rv = ctx.stores.get(o, ns).and_then(|c| c.resource_version);
     if let Some(rv) = &live_rv {
-        if ctx.applied.lock().map(|m| m.get(&key) == Some(&(hash, rv.clone()))).unwrap_or(false) {
+        if ctx
+            .applied
+            .lock()
+            .map(|m| m.get(&key) == Some(&(hash, rv.clone())))
+            .unwrap_or(false)
+        {
             return Ok(());
         }
     }
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &o.api_resource());
     let result = api
-        .patch(o.name(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value))
+        .patch(
+            o.name(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&value),
+        )
         .await;
     let applied = match result {
         Ok(a) => a,
@@ -233,18 +311,29 @@ async fn remove_orphans(
         if desired.contains(&(kind, cached.name.clone())) {
             continue;
         }
-        if cached.labels.get(resources::LABEL_COMPONENT).map(String::as_str) == Some(Component::Keyring.as_str()) {
+        if cached
+            .labels
+            .get(resources::LABEL_COMPONENT)
+            .map(String::as_str)
+            == Some(Component::Keyring.as_str())
+        {
             continue;
         }
-        let Some((group, version, _, plural)) =
-            resources::OWNED_KINDS.iter().copied().find(|(_, _, k, _)| *k == kind)
+        let Some((group, version, _, plural)) = resources::OWNED_KINDS
+            .iter()
+            .copied()
+            .find(|(_, _, k, _)| *k == kind)
         else {
             continue;
         };
         let ar = kube::api::ApiResource {
             group: group.into(),
             version: version.into(),
-            api_version: if group.is_empty() { version.into() } else { format!("{group}/{version}") },
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
             kind: kind.into(),
             plural: plural.into(),
         };
@@ -262,7 +351,11 @@ async fn remove_orphans(
 
 /// Creates the keyring Secret once (generated, or derived from the seed Secret), adopts a
 /// retained one, rotates it when the period has passed, and returns it.
-async fn ensure_keyring(env: &ParityEnvironment, ctx: &Context, valid: &ValidatedSpec) -> Result<Keyring, Error> {
+async fn ensure_keyring(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    valid: &ValidatedSpec,
+) -> Result<Keyring, Error> {
     let ns = &valid.namespace;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = names::keyring(&valid.name);
@@ -277,10 +370,31 @@ async fn ensure_keyring(env: &ParityEnvironment, ctx: &Context, valid: &Validate
             KEYRING_SECRET_KEY.to_string(),
             ByteString(keyring.to_json().to_vec()),
         )]));
-        match secrets.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &secret).await {
+        match secrets
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &secret,
+            )
+            .await
+        {
             Ok(_) => {
                 ctx.metrics.wrote("create");
-                publish(ctx, env, EventType::Normal, "KeyringCreated", "CreateKeyring", format!("created Secret {name} with key {} version {}", keyring.key_id(), keyring.active_version())).await;
+                publish(
+                    ctx,
+                    env,
+                    EventType::Normal,
+                    "KeyringCreated",
+                    "CreateKeyring",
+                    format!(
+                        "created Secret {name} with key {} version {}",
+                        keyring.key_id(),
+                        keyring.active_version()
+                    ),
+                )
+                .await;
             }
             // Another reconcile (or replica) won the race: theirs is the keyring.
             Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -289,8 +403,14 @@ async fn ensure_keyring(env: &ParityEnvironment, ctx: &Context, valid: &Validate
         return Ok(keyring);
     };
 
-    let bytes = existing.data.as_ref().and_then(|d| d.get(KEYRING_SECRET_KEY)).map(|b| b.0.clone()).unwrap_or_default();
-    let mut keyring = Keyring::from_json(&bytes).map_err(|e| Error::Keyring(format!("Secret {name} key {KEYRING_SECRET_KEY}: {e}")))?;
+    let bytes = existing
+        .data
+        .as_ref()
+        .and_then(|d| d.get(KEYRING_SECRET_KEY))
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    let mut keyring = Keyring::from_json(&bytes)
+        .map_err(|e| Error::Keyring(format!("Secret {name} key {KEYRING_SECRET_KEY}: {e}")))?;
 
     // Adopt a keyring retained from an earlier environment of the same name.
     let uid = env.uid().unwrap_or_default();
@@ -300,41 +420,93 @@ async fn ensure_keyring(env: &ParityEnvironment, ctx: &Context, valid: &Validate
         patch.insert("metadata".into(), json!({"ownerReferences": shape.metadata.owner_references, "annotations": shape.metadata.annotations}));
     }
     if let Some(period) = valid.rotation_period {
-        let active_created = keyring.status_versions().iter().find(|v| v.state == VersionState::Active).map(|v| v.created);
+        let active_created = keyring
+            .status_versions()
+            .iter()
+            .find(|v| v.state == VersionState::Active)
+            .map(|v| v.created);
         let due = active_created.is_some_and(|c| {
             Duration::try_from(now.duration_since(c)).is_ok_and(|age| age >= period)
         });
         if due {
-            let retain = u32::try_from(valid.spec.keys.rotation.retain_versions).unwrap_or(1).max(1);
+            let retain = u32::try_from(valid.spec.keys.rotation.retain_versions)
+                .unwrap_or(1)
+                .max(1);
             let version = keyring.rotate(now, retain);
-            patch.insert("data".into(), json!({KEYRING_SECRET_KEY: ByteString(keyring.to_json().to_vec())}));
-            publish(ctx, env, EventType::Normal, "KeyRotated", "RotateKey", format!("key {} rotated to version {version}", keyring.key_id())).await;
+            patch.insert(
+                "data".into(),
+                json!({KEYRING_SECRET_KEY: ByteString(keyring.to_json().to_vec())}),
+            );
+            publish(
+                ctx,
+                env,
+                EventType::Normal,
+                "KeyRotated",
+                "RotateKey",
+                format!("key {} rotated to version {version}", keyring.key_id()),
+            )
+            .await;
         }
     }
     if !patch.is_empty() {
         let mut params = PatchParams::default();
         params.field_manager = Some(FIELD_MANAGER.into());
         // Optimistic concurrency: a concurrent rotation makes this fail and the reconcile retry.
-        patch.entry("metadata").or_insert_with(|| json!({})).as_object_mut().map(|m| m.insert("resourceVersion".into(), json!(existing.resource_version())));
-        secrets.patch(&name, &params, &Patch::Merge(serde_json::Value::Object(patch))).await?;
+        patch
+            .entry("metadata")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|m| m.insert("resourceVersion".into(), json!(existing.resource_version())));
+        secrets
+            .patch(
+                &name,
+                &params,
+                &Patch::Merge(serde_json::Value::Object(patch)),
+            )
+            .await?;
         ctx.metrics.wrote("patch");
     }
     Ok(keyring)
 }
 
-async fn new_keyring(ctx: &Context, valid: &ValidatedSpec, now: Timestamp) -> Result<Keyring, Error> {
+async fn new_keyring(
+    ctx: &Context,
+    valid: &ValidatedSpec,
+    now: Timestamp,
+) -> Result<Keyring, Error> {
     match valid.spec.keys.local.source {
         KeySource::Generated => Ok(Keyring::generate(now)),
         KeySource::Seeded => {
-            let seed_ref = valid.spec.keys.local.seed_secret_ref.as_ref().ok_or_else(|| Error::Keyring("spec.keys.local.seedSecretRef is required for source Seeded".into()))?;
+            let seed_ref = valid
+                .spec
+                .keys
+                .local
+                .seed_secret_ref
+                .as_ref()
+                .ok_or_else(|| {
+                    Error::Keyring(
+                        "spec.keys.local.seedSecretRef is required for source Seeded".into(),
+                    )
+                })?;
             let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
             let secret = secrets.get_opt(&seed_ref.name).await?.ok_or_else(|| {
-                Error::Keyring(format!("spec.keys.local.seedSecretRef: Secret {} not found in namespace {}", seed_ref.name, valid.namespace))
+                Error::Keyring(format!(
+                    "spec.keys.local.seedSecretRef: Secret {} not found in namespace {}",
+                    seed_ref.name, valid.namespace
+                ))
             })?;
-            let seed = secret.data.as_ref().and_then(|d| d.get(&seed_ref.key)).ok_or_else(|| {
-                Error::Keyring(format!("spec.keys.local.seedSecretRef: Secret {} has no key {}", seed_ref.name, seed_ref.key))
-            })?;
-            Keyring::seeded(&seed.0, now).map_err(|e| Error::Keyring(format!("spec.keys.local.seedSecretRef: {e}")))
+            let seed = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&seed_ref.key))
+                .ok_or_else(|| {
+                    Error::Keyring(format!(
+                        "spec.keys.local.seedSecretRef: Secret {} has no key {}",
+                        seed_ref.name, seed_ref.key
+                    ))
+                })?;
+            Keyring::seeded(&seed.0, now)
+                .map_err(|e| Error::Keyring(format!("spec.keys.local.seedSecretRef: {e}")))
         }
     }
 }
@@ -371,15 +543,24 @@ async fn write_status(
         return Ok(());
     }
     let patch = json!({"status": status});
-    envs.patch_status(&env.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    envs.patch_status(
+        &env.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     ctx.metrics.wrote("status");
 
-    let before = old.condition(ConditionType::Ready).map(|c| (c.status, c.reason.clone()));
+    let before = old
+        .condition(ConditionType::Ready)
+        .map(|c| (c.status, c.reason.clone()));
     if let Some(ready) = status.condition(ConditionType::Ready) {
         if before != Some((ready.status, ready.reason.clone())) {
             let (kind, reason) = match ready.status {
                 ConditionStatus::True => (EventType::Normal, "Ready".to_string()),
-                _ if ready.reason == "InvalidSpec" || ready.reason.ends_with("Failed") => (EventType::Warning, ready.reason.clone()),
+                _ if ready.reason == "InvalidSpec" || ready.reason.ends_with("Failed") => {
+                    (EventType::Warning, ready.reason.clone())
+                }
                 _ => (EventType::Normal, ready.reason.clone()),
             };
             publish(ctx, env, kind, &reason, "Reconcile", ready.message.clone()).await;
@@ -388,8 +569,21 @@ async fn write_status(
     Ok(())
 }
 
-pub(super) async fn publish(ctx: &Context, env: &ParityEnvironment, kind: EventType, reason: &str, action: &str, note: String) {
-    let event = Event { type_: kind, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+pub(super) async fn publish(
+    ctx: &Context,
+    env: &ParityEnvironment,
+    kind: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_: kind,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
     match ctx.recorder.publish(&event, &env.object_ref(&())).await {
         Ok(()) => ctx.metrics.wrote("event"),
         Err(e) => tracing::warn!(error = %e, "could not publish event"),
@@ -398,23 +592,44 @@ pub(super) async fn publish(ctx: &Context, env: &ParityEnvironment, kind: EventT
 
 /// Retain keeps the keyring across deletion: a finalizer holds the environment until the
 /// keyring's owner reference is removed, so garbage collection leaves it alone.
-async fn ensure_finalizer(env: &ParityEnvironment, ctx: &Context, envs: &Api<ParityEnvironment>, valid: &ValidatedSpec) -> Result<(), Error> {
-    let retain = valid.spec.keys.deletion_policy == DeletionPolicy::Retain && valid.spec.keys.provider == KeyProvider::Local;
+async fn ensure_finalizer(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    envs: &Api<ParityEnvironment>,
+    valid: &ValidatedSpec,
+) -> Result<(), Error> {
+    let retain = valid.spec.keys.deletion_policy == DeletionPolicy::Retain
+        && valid.spec.keys.provider == KeyProvider::Local;
     let has = env.finalizers().iter().any(|f| f == RETAIN_FINALIZER);
     if retain == has {
         return Ok(());
     }
-    let mut finalizers: Vec<String> = env.finalizers().iter().filter(|f| *f != RETAIN_FINALIZER).cloned().collect();
+    let mut finalizers: Vec<String> = env
+        .finalizers()
+        .iter()
+        .filter(|f| *f != RETAIN_FINALIZER)
+        .cloned()
+        .collect();
     if retain {
         finalizers.push(RETAIN_FINALIZER.into());
     }
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": env.resource_version()}});
-    envs.patch(&env.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": env.resource_version()}});
+    envs.patch(
+        &env.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     ctx.metrics.wrote("patch");
     Ok(())
 }
 
-async fn finalize(env: &ParityEnvironment, ctx: &Context, envs: &Api<ParityEnvironment>) -> Result<Action, Error> {
+async fn finalize(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    envs: &Api<ParityEnvironment>,
+) -> Result<Action, Error> {
     if !env.finalizers().iter().any(|f| f == RETAIN_FINALIZER) {
         return Ok(Action::await_change());
     }
@@ -423,13 +638,26 @@ async fn finalize(env: &ParityEnvironment, ctx: &Context, envs: &Api<ParityEnvir
     let name = names::keyring(&env.name_any());
     if secrets.get_opt(&name).await?.is_some() {
         let patch = json!({"metadata": {"ownerReferences": null}});
-        secrets.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        secrets
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
         ctx.metrics.wrote("patch");
         publish(ctx, env, EventType::Normal, "KeyringRetained", "Finalize", format!("kept Secret {name} (deletionPolicy Retain); a new environment of the same name adopts it")).await;
     }
-    let finalizers: Vec<String> = env.finalizers().iter().filter(|f| *f != RETAIN_FINALIZER).cloned().collect();
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": env.resource_version()}});
-    envs.patch(&env.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let finalizers: Vec<String> = env
+        .finalizers()
+        .iter()
+        .filter(|f| *f != RETAIN_FINALIZER)
+        .cloned()
+        .collect();
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": env.resource_version()}});
+    envs.patch(
+        &env.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     ctx.metrics.wrote("patch");
     Ok(Action::await_change())
 }

@@ -8,7 +8,9 @@ use std::fmt::Debug;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -78,7 +80,10 @@ where
     (store, stream)
 }
 
-fn meta<K>(client: &Client, namespace: Option<&str>) -> (Store<PartialObjectMeta<K>>, Trigger<PartialObjectMeta<K>>)
+fn meta<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Store<PartialObjectMeta<K>>, Trigger<PartialObjectMeta<K>>)
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -108,7 +113,16 @@ pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
     let (network_policies, t_nps) = meta::<NetworkPolicy>(client, namespace);
     let (pvcs, t_pvcs) = meta::<PersistentVolumeClaim>(client, namespace);
     (
-        Stores { deployments, jobs, services, config_maps, secrets, service_accounts, network_policies, pvcs },
+        Stores {
+            deployments,
+            jobs,
+            services,
+            config_maps,
+            secrets,
+            service_accounts,
+            network_policies,
+            pvcs,
+        },
         Triggers {
             deployments: t_deployments,
             jobs: t_jobs,
@@ -159,7 +173,9 @@ impl Stores {
         let name = o.name();
         macro_rules! look {
             ($store:expr) => {
-                $store.get(&ObjectRef::new(name).within(namespace)).map(|x| cached(x.as_ref()))
+                $store
+                    .get(&ObjectRef::new(name).within(namespace))
+                    .map(|x| cached(x.as_ref()))
             };
         }
         match o {
@@ -200,7 +216,8 @@ impl Stores {
     }
 
     pub fn deployment(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<Deployment>> {
-        self.deployments.get(&ObjectRef::new(name).within(namespace))
+        self.deployments
+            .get(&ObjectRef::new(name).within(namespace))
     }
 
     pub fn job(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<Job>> {

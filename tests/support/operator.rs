@@ -18,7 +18,11 @@ pub struct Operator {
 impl Operator {
     /// Starts the operator watching `namespace`, electing a leader on a Lease there.
     /// `kubeconfig` defaults to the admin KUBECONFIG of the testenv.
-    pub fn start(namespace: &str, identity: &str, kubeconfig: Option<&std::path::Path>) -> Operator {
+    pub fn start(
+        namespace: &str,
+        identity: &str,
+        kubeconfig: Option<&std::path::Path>,
+    ) -> Operator {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join(format!("{identity}.log"));
         let file = std::fs::File::create(&log).expect("log file");
@@ -60,7 +64,9 @@ impl Operator {
 
     pub async fn get(&self, path: &str) -> Result<(u16, String), String> {
         let url = format!("http://127.0.0.1:{}{path}", self.metrics_port);
-        let resp = reqwest::get(&url).await.map_err(|e| format!("GET {url}: {e}"))?;
+        let resp = reqwest::get(&url)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
         let status = resp.status().as_u16();
         let body = resp.text().await.map_err(|e| e.to_string())?;
         Ok((status, body))
@@ -84,16 +90,22 @@ impl Operator {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     pub async fn wait_ready(&self) {
-        super::wait::until("operator /readyz to answer 200", Duration::from_secs(60), || async {
-            match self.get("/readyz").await {
-                Ok((200, _)) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        })
+        super::wait::until(
+            "operator /readyz to answer 200",
+            Duration::from_secs(60),
+            || async {
+                match self.get("/readyz").await {
+                    Ok((200, _)) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
         .await;
     }
 }
@@ -101,7 +113,11 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("----- operator {} log -----\n{}", self.identity, self.logs());
+            eprintln!(
+                "----- operator {} log -----\n{}",
+                self.identity,
+                self.logs()
+            );
         }
         self.kill();
     }
