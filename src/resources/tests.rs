@@ -454,3 +454,18 @@ fn kms_container_args_parse_with_parity_kms() {
         assert!(matches!(cli.command, crate::cli::Command::Kms(_)));
     }
 }
+
+#[test]
+fn kms_credentials_secret_carries_the_keys_parity_kms_reads() {
+    let env = local(1);
+    let s = kms_credentials_secret_with(&env, "s3cr3t");
+    let data = s.data.unwrap();
+    assert_eq!(data[KMS_ACCESS_KEY_ID_KEY].0, b"parity-dev");
+    assert_eq!(data[KMS_SECRET_ACCESS_KEY_KEY].0, b"s3cr3t");
+    assert_eq!(
+        s.metadata.annotations.unwrap()[ANNOTATION_CREATE_ONCE],
+        "true"
+    );
+    // The shape build_all lists carries no data: the controller creates it once.
+    assert!(kms_credentials_secret(&env).data.is_none());
+}
