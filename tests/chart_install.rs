@@ -58,6 +58,31 @@ fn values_schema_rejects_unknown_values() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("replicaCont"));
 }
 
+#[test]
+fn operator_args_parse_with_parity_operator() {
+    use clap::Parser;
+    let manifest = run(
+        Command::new("helm").args(["template", "x", CHART, "--set", "nodePorts=true"]),
+        None,
+    );
+    let deployment = serde_yaml::Deserializer::from_str(&manifest)
+        .map(|d| <serde_json::Value as serde::Deserialize>::deserialize(d).unwrap())
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment in the chart");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mut argv = vec!["parity".to_string()];
+    for a in container["args"].as_array().unwrap() {
+        argv.push(a.as_str().unwrap().to_string());
+    }
+    assert!(argv.contains(&"--leader-elect".to_string()));
+    let cli = parity_operator::cli::Cli::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("parity rejects the chart's args {argv:?}: {e}"));
+    assert!(matches!(
+        cli.command,
+        parity_operator::cli::Command::Operator(_)
+    ));
+}
+
 #[tokio::test]
 async fn chart_applies_and_operator_pods_are_admitted() {
     let ns = TestNamespace::new("chart").await;

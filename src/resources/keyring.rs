@@ -42,3 +42,29 @@ pub fn kms_credentials_secret(env: &ValidatedSpec) -> Secret {
         ..Default::default()
     }
 }
+
+/// The access key id requests to `parity kms` are signed with. Not a secret.
+pub fn kms_access_key_id(env: &ValidatedSpec) -> String {
+    format!("parity-{}", env.name)
+}
+
+/// [`kms_credentials_secret`] with its data, for the controller to create once.
+/// `secret_access_key` must come from a CSPRNG (e.g. 32 random bytes, hex-encoded); it is a
+/// credential, so the returned Secret must never be logged.
+pub fn kms_credentials_secret_with(env: &ValidatedSpec, secret_access_key: &str) -> Secret {
+    use k8s_openapi::ByteString;
+
+    use super::{KMS_ACCESS_KEY_ID_KEY, KMS_SECRET_ACCESS_KEY_KEY};
+    let mut secret = kms_credentials_secret(env);
+    secret.data = Some(BTreeMap::from([
+        (
+            KMS_ACCESS_KEY_ID_KEY.to_string(),
+            ByteString(kms_access_key_id(env).into_bytes()),
+        ),
+        (
+            KMS_SECRET_ACCESS_KEY_KEY.to_string(),
+            ByteString(secret_access_key.as_bytes().to_vec()),
+        ),
+    ]));
+    secret
+}

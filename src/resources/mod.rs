@@ -20,7 +20,9 @@ mod workload;
 pub use bootstrap::{bootstrap_hash, bootstrap_job};
 pub use dashboard::{dashboard_decrypts, dashboard_deployment, dashboard_service};
 pub use dynamodb::{dynamodb_deployment, dynamodb_pvc, dynamodb_service};
-pub use keyring::{keyring_secret, kms_credentials_secret};
+pub use keyring::{
+    keyring_secret, kms_access_key_id, kms_credentials_secret, kms_credentials_secret_with,
+};
 pub use kms::{kms_deployment, kms_service};
 pub use meta::*;
 pub use network_policy::{dashboard_egress_policy, kms_ingress_policy};

@@ -426,3 +426,46 @@ fn topology_document_has_the_bootstrap_format() {
         serde_json::json!({"name": "pk", "type": "S"})
     );
 }
+
+#[test]
+fn kms_container_args_parse_with_parity_kms() {
+    use clap::Parser;
+    for env in [local(0), ci(3)] {
+        let objs = build(&env);
+        let Some(Object::Deployment(d)) = objs
+            .iter()
+            .find(|o| o.kind() == "Deployment" && o.component() == Some(Component::Kms))
+        else {
+            panic!("no kms Deployment");
+        };
+        let c = &d.spec.template.spec.as_ref().unwrap().containers[0];
+        let mut argv = vec!["parity".to_string()];
+        argv.extend(c.args.clone().unwrap());
+        // The pod passes the access key id through PARITY_KMS_ACCESS_KEY_ID.
+        assert!(
+            c.env
+                .iter()
+                .flatten()
+                .any(|e| e.name == "PARITY_KMS_ACCESS_KEY_ID")
+        );
+        argv.push("--access-key-id=test".to_string());
+        let cli = crate::cli::Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("parity kms rejects the builder's args {argv:?}: {e}"));
+        assert!(matches!(cli.command, crate::cli::Command::Kms(_)));
+    }
+}
+
+#[test]
+fn kms_credentials_secret_carries_the_keys_parity_kms_reads() {
+    let env = local(1);
+    let s = kms_credentials_secret_with(&env, "s3cr3t");
+    let data = s.data.unwrap();
+    assert_eq!(data[KMS_ACCESS_KEY_ID_KEY].0, b"parity-dev");
+    assert_eq!(data[KMS_SECRET_ACCESS_KEY_KEY].0, b"s3cr3t");
+    assert_eq!(
+        s.metadata.annotations.unwrap()[ANNOTATION_CREATE_ONCE],
+        "true"
+    );
+    // The shape build_all lists carries no data: the controller creates it once.
+    assert!(kms_credentials_secret(&env).data.is_none());
+}
