@@ -51,6 +51,11 @@ test: ## everything CI runs: lint, unit, testenv up, integration, testenv down (
 	  if [ $$rc -ne 0 ]; then hack/testenv/logs 60 || true; fi; \
 	  hack/testenv/down; exit $$rc
 
+crds: ## regenerate the CRD (crds/ and the chart's copy) and the chart's RBAC rules
+	cargo run -q -- crd > crds/parity.dev_parityenvironments.yaml
+	cp crds/parity.dev_parityenvironments.yaml charts/parity-operator/crds/
+	cargo run -q -- crd --rbac-rules > charts/parity-operator/files/rbac-rules.yaml
+
 demo: ## real control plane + chart RBAC + operator + the three examples, until Ready
 	$(MAKE) build
 	hack/testenv/build
@@ -58,3 +63,16 @@ demo: ## real control plane + chart RBAC + operator + the three examples, until 
 
 demo-down: ## stop what make demo started
 	hack/testenv/down
+
+KIND_CLUSTER ?= parity
+IMAGE ?= parity-operator:dev
+kind-up: ## laptop cluster (needs Docker, kind, helm): build + load the image, install the chart, apply examples/local.yaml
+	@docker info >/dev/null 2>&1 || { echo "kind-up needs a running Docker engine (docker info failed)" >&2; exit 1; }
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+	docker build -t $(IMAGE) .
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+	helm upgrade --install parity charts/parity-operator --namespace parity-system --create-namespace \
+	  --set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
+	  --set image.pullPolicy=Never --set nodePorts=true --wait
+	kubectl apply -f examples/local.yaml
+	kubectl wait --for=condition=Ready penv/dev --timeout=300s

@@ -30,6 +30,8 @@ pub enum Command {
     Render(crate::resources::RenderArgs),
     /// Run the operator: reconcile ParityEnvironments.
     Operator(Box<crate::controller::OperatorArgs>),
+    /// Show an environment, its objects and conditions as a tree, and why it is not Ready.
+    Status(crate::controller::trace::StatusArgs),
     /// Serve the AWS KMS API (TrentService) over keyring files.
     Kms(Box<crate::kms::KmsArgs>),
     /// Serve Infisical's secrets read API from a Secret (mounted directory or JSON file).
@@ -54,6 +56,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Crd(args) => exit(crate::api::run(args).await),
         Command::Render(args) => exit(crate::resources::run(args).await),
         Command::Operator(args) => exit(crate::controller::run(*args).await),
+        Command::Status(args) => match crate::controller::trace::run(args).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Kms(args) => exit(crate::kms::run(*args).await),
         Command::SecretsApi(args) => exit(crate::secrets::api::run(*args).await),
         Command::Bootstrap(args) => exit(crate::dynamo::bootstrap::run(args).await),

@@ -7,6 +7,8 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 mod reconcile;
+mod secrets;
+pub mod trace;
 pub mod stores;
 
 use std::collections::HashMap;

@@ -132,7 +132,13 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     let mut desired: HashSet<(&'static str, String)> = HashSet::new();
     for o in &objects {
         desired.insert((o.kind(), o.name().to_string()));
-        if matches!(o, Object::Secret(_)) && o.component() == Some(Component::Keyring) {
+        if is_create_once(o) {
+            // The keyring is made by ensure_keyring; other create-once Secrets (the kms
+            // credentials) get their random data here, once.
+            if o.name() == names::kms_credentials(&name) {
+                let secret = resources::kms_credentials_secret_with(&valid, &random_hex(32));
+                create_once(ctx, &ns, Object::Secret(secret)).await?;
+            }
             continue;
         }
         let gated = match (o, o.component()) {
@@ -151,6 +157,9 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         apply(ctx, &ns, o).await?;
     }
     remove_orphans(ctx, env, &ns, &desired).await?;
+
+    let endpoints = resources::endpoints(&valid, profile, &ctx.build);
+    let secrets_state = super::secrets::reconcile(ctx, &valid, &endpoints).await?;
 
     // status
     let observed = Observed {
@@ -181,11 +190,7 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         bootstrap,
         dashboard_needed: plan.dashboard,
         dashboard_available,
-        secrets: (
-            true,
-            "NotConfigured".into(),
-            "no secrets schema is declared".into(),
-        ),
+        secrets: secrets_state,
         in_sync: match &valid.spec.mirror {
             None => (true, "NotMirrored".into(), "spec.mirror is not set".into()),
             Some(m) => (
@@ -200,7 +205,7 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     };
     let mut status = env.status.clone().unwrap_or_default();
     status.observed_generation = env.meta().generation;
-    status.endpoints = resources::endpoints(&valid, profile, &ctx.build);
+    status.endpoints = endpoints;
     status.expires_at = valid.expires_at();
     status.keys = keyring.as_ref().map(keys_status);
     set_all(
@@ -263,6 +268,35 @@ fn job_state(ctx: &Context, ns: &str, name: &str) -> JobState {
         )
     } else {
         JobState::Running
+    }
+}
+
+fn is_create_once(o: &Object) -> bool {
+    o.meta().annotations.as_ref().is_some_and(|a| a.contains_key(resources::ANNOTATION_CREATE_ONCE))
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Creates `o` unless it exists; never updates it (its data is generated once).
+async fn create_once(ctx: &Context, ns: &str, o: Object) -> Result<(), Error> {
+    if ctx.stores.get(&o, ns).is_some() {
+        return Ok(());
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &o.api_resource());
+    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    match api.create(&pp, &o.to_dynamic()).await {
+        Ok(_) => {
+            ctx.metrics.wrote("create");
+            tracing::info!(kind = o.kind(), name = o.name(), namespace = ns, "created once");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -45,6 +45,12 @@ pub fn operator_rules() -> Vec<PolicyRule> {
         ));
     }
     rules.push(rule("events.k8s.io", &["events"], &["create", "patch"]));
+    // spec.secrets.provider Infisical: the object the Infisical operator syncs from.
+    rules.push(rule(
+        "secrets.infisical.com",
+        &["infisicalsecrets"],
+        &["get", "create", "patch"],
+    ));
     // Leader election: read, take (create) and renew (update with resourceVersion).
     rules.push(rule(
         "coordination.k8s.io",

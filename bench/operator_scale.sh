@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Scale benchmark of the operator on the testenv: N environments (default 1000) applied at
+# once. Reports time until all are Ready, reconcile duration p50/p99 (from the operator's
+# histogram: includes API latency; `cargo bench --bench reconcile` measures the pure part),
+# operator RSS idle and at N, and writes during one forced no-op resync of every environment.
+# Needs a running testenv (make testenv-up). Usage: bench/operator_scale.sh [N]
+set -euo pipefail
+N=${1:-1000}
+here=$(cd "$(dirname "$0")/.." && pwd)
+source "$here/hack/testenv/lib.sh"
+source "$TESTENV_DIR/env"
+PARITY=${PARITY_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/parity-operator/target}/release/parity}
+[[ -x $PARITY ]] || die "build it first: cargo build --release --bin parity (or set PARITY_BIN)"
+NS=bench-scale-$$
+port=$(free_port)
+work=$(mktemp -d)
+
+cleanup() {
+  [[ -n ${op_pid:-} ]] && kill "$op_pid" 2>/dev/null && wait "$op_pid" 2>/dev/null
+  kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+metric_sum() { curl -fsS "127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
+
+kubectl create namespace "$NS" >/dev/null
+kubectl apply --server-side --force-conflicts -f "$here/crds/" >/dev/null
+"$PARITY" operator --watch-namespace "$NS" --listen "127.0.0.1:$port" --workload-image parity:bench \
+  --concurrency 16 > "$work/operator.log" 2>&1 &
+op_pid=$!
+for _ in $(seq 1 100); do curl -fsS "127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+sleep 3
+idle=$(rss_mib "$op_pid")
+
+for i in $(seq 1 "$N"); do
+  cat <<YAML
+apiVersion: parity.dev/v1alpha1
+kind: ParityEnvironment
+metadata: {name: env-$i, namespace: $NS}
+spec: {tier: Local, parityLevel: 0}
+---
+YAML
+done > "$work/envs.yaml"
+
+start=$(date +%s%3N)
+kubectl apply --server-side -f "$work/envs.yaml" >/dev/null
+ready=0
+while (( ready < N )); do
+  sleep 2
+  ready=$(kubectl get penv -n "$NS" -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
+  printf '\r[bench] %d/%d Ready after %ds' "$ready" "$N" $(( ($(date +%s%3N) - start) / 1000 )) >&2
+done
+echo >&2
+elapsed_ms=$(( $(date +%s%3N) - start ))
+sleep 5
+at_n=$(rss_mib "$op_pid")
+
+quantiles=$(curl -fsS "127.0.0.1:$port/metrics" | python3 -c '
+import sys
+b=[]
+for l in sys.stdin:
+    if l.startswith("parity_operator_reconcile_duration_seconds_bucket"):
+        le=l.split("le=\"")[1].split("\"")[0]; b.append((float("inf") if le=="+Inf" else float(le), float(l.split()[-1])))
+total=b[-1][1]
+def q(p):
+    for le,c in b:
+        if c>=p*total: return le
+print("count=%d p50<=%.3fs p99<=%.3fs" % (total, q(0.5), q(0.99)))')
+
+writes_before=$(metric_sum parity_operator_writes_total)
+kubectl annotate penv --all -n "$NS" bench.parity.dev/poke="$(date +%s)" --overwrite >/dev/null
+sleep 20
+writes_after=$(metric_sum parity_operator_writes_total)
+
+cat <<REPORT
+environments:                 $N
+time until all Ready:         $(( elapsed_ms / 1000 )).$(( elapsed_ms % 1000 / 100 ))s
+reconcile duration (with API): $quantiles
+operator RSS idle:            ${idle} MiB
+operator RSS at $N:          ${at_n} MiB
+writes during no-op resync:   $(( ${writes_after%.*} - ${writes_before%.*} ))
+REPORT
