@@ -94,7 +94,9 @@ async fn main() {
     for concurrency in [1, 4] {
         let (_m, ddb) = fresh(dir.path()).await;
         let start = Instant::now();
-        write_items(&ddb, "items", items(), concurrency).await.unwrap();
+        write_items(&ddb, "items", items(), concurrency)
+            .await
+            .unwrap();
         println!(
             "  BatchWriteItem, {concurrency} batch(es) in flight: {}",
             rate(ITEMS, start.elapsed())

@@ -279,3 +279,68 @@ fn an_invalid_topology_is_rejected_with_the_field_path_before_connecting() {
     );
     assert!(!run.stderr.contains("waiting for DynamoDB"), "{run:?}");
 }
+
+/// The Job and ConfigMap the operator renders for examples/local.yaml, run for real: the
+/// Job's arguments (endpoint swapped for moto, the mount for a temp file) over the
+/// ConfigMap's topology.yaml create the environment's tables.
+#[tokio::test]
+async fn the_operator_rendered_bootstrap_job_creates_the_environment_tables() {
+    use serde::Deserialize;
+    let render = parity(&["render", "-f", &repo("examples/local.yaml")]);
+    assert_eq!(render.code, 0, "{render:?}");
+    let mut topology_doc = None;
+    let mut job_args: Vec<String> = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&render.stdout) {
+        let v = serde_yaml::Value::deserialize(doc).unwrap();
+        match v.get("kind").and_then(|k| k.as_str()) {
+            Some("ConfigMap") if v["data"].get("topology.yaml").is_some() => {
+                topology_doc = v["data"]["topology.yaml"].as_str().map(str::to_string);
+            }
+            Some("Job") => {
+                job_args = serde_yaml::from_value(
+                    v["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+                )
+                .unwrap();
+            }
+            _ => {}
+        }
+    }
+    let topology_doc = topology_doc.expect("a topology ConfigMap in the render");
+    assert_eq!(
+        job_args.first().map(String::as_str),
+        Some("bootstrap"),
+        "{job_args:?}"
+    );
+
+    let moto = support::moto::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("topology.yaml");
+    std::fs::write(&path, &topology_doc).unwrap();
+    let mut args = job_args.clone();
+    for (flag, value) in [
+        ("--endpoint", moto.endpoint.clone()),
+        ("--topology", path.display().to_string()),
+    ] {
+        let i = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("{flag} in {job_args:?}"));
+        args[i + 1] = value;
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = parity(&args);
+    assert_eq!(run.code, 0, "{run:?}\n{topology_doc}");
+    let declared = Topology::from_document_str(&topology_doc).unwrap();
+    assert!(!declared.tables.is_empty());
+    let live = capture(&ddb(&moto.endpoint), &[]).await.unwrap();
+    let declared = Topology {
+        tables: declared.tables,
+        ..Default::default()
+    };
+    assert_eq!(parity_operator::dynamo::diff(&declared, &live), vec![]);
+    let again = parity(&args);
+    assert!(
+        again.stdout.contains("bootstrap complete: no changes"),
+        "{again:?}"
+    );
+}

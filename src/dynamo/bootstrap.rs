@@ -50,7 +50,7 @@ pub struct BootstrapArgs {
     pub topology: PathBuf,
     /// Directory of seed fixtures (a mounted ConfigMap): <table>.jsonl|.ndjson|.json and
     /// optional <table>.fixture.yaml.
-    #[arg(long, env = "PARITY_SEEDS_DIR")]
+    #[arg(long, visible_alias = "seed-dir", env = "PARITY_SEEDS_DIR")]
     pub seeds: Option<PathBuf>,
     /// Which seed items are written.
     #[arg(long, value_enum, default_value_t = SeedMode::Missing, env = "PARITY_SEED_MODE")]

@@ -292,8 +292,9 @@ impl Topology {
         Ok(topology)
     }
 
-    /// Parses a document that is either a plain topology or a ParityEnvironment (anything
-    /// with `kind: ParityEnvironment`), whose `spec.topology` is taken.
+    /// Parses a document that is a plain topology, a ParityEnvironment (anything with
+    /// `kind: ParityEnvironment`), whose `spec.topology` is taken, or the operator's
+    /// `<env>-topology` ConfigMap document (see `operator_doc`).
     pub fn from_document_str(text: &str) -> Result<Topology, TopologyError> {
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
             TopologyError::Parse(FieldError {
@@ -305,6 +306,9 @@ impl Topology {
             .get("kind")
             .and_then(serde_yaml::Value::as_str)
             .is_some_and(|k| k == "ParityEnvironment");
+        if super::operator_doc::is_operator_document(&value) {
+            return super::operator_doc::from_operator_document(&value);
+        }
         if !is_env {
             return Topology::from_yaml_str(text);
         }
