@@ -177,8 +177,19 @@ async fn local_environment_becomes_ready_with_every_object_owned() {
         .output()
         .expect("run parity status");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "parity status: {text}{}", String::from_utf8_lossy(&out.stderr));
-    for want in ["Ready=True", "Deployment/dev-kms", "1/1 available", "Job/dev-bootstrap-", "Complete", "└─ Ready"] {
+    assert!(
+        out.status.success(),
+        "parity status: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "Ready=True",
+        "Deployment/dev-kms",
+        "1/1 available",
+        "Job/dev-bootstrap-",
+        "Complete",
+        "└─ Ready",
+    ] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
 }
@@ -905,31 +916,72 @@ async fn key_material_never_appears_in_logs_events_status_or_metrics() {
 #[tokio::test]
 async fn local_secrets_are_generated_once_from_the_schema_and_never_leak() {
     let (ns, op, envs) = setup("op-secrets").await;
-    let schema = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/secrets.schema.json")).expect("schema");
+    let schema = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/secrets.schema.json"
+    ))
+    .expect("schema");
     ns.api::<ConfigMap>()
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "metadata": {"name": "app-secrets-schema"}, "data": {"secrets.schema.json": schema}
-        })).expect("cm"))
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "app-secrets-schema"}, "data": {"secrets.schema.json": schema}
+            }))
+            .expect("cm"),
+        )
         .await
         .expect("schema configmap");
     let mut spec = local_spec();
     spec["secrets"] = json!({"provider": "Local", "schema": {"name": "app-secrets-schema", "key": "secrets.schema.json"}});
-    envs.create(&PostParams::default(), &env("dev", spec)).await.expect("create");
+    envs.create(&PostParams::default(), &env("dev", spec))
+        .await
+        .expect("create");
     let e = wait_condition(&envs, "dev", "SecretsReady", "True").await;
     wait_condition(&envs, "dev", "Ready", "True").await;
 
     let secrets = ns.api::<Secret>();
-    let first = secrets.get("dev-secrets").await.expect("dev-secrets").data.expect("data");
-    assert!(first.contains_key("SESSION_SIGNING_KEY"), "keys: {:?}", first.keys().collect::<Vec<_>>());
+    let first = secrets
+        .get("dev-secrets")
+        .await
+        .expect("dev-secrets")
+        .data
+        .expect("data");
+    assert!(
+        first.contains_key("SESSION_SIGNING_KEY"),
+        "keys: {:?}",
+        first.keys().collect::<Vec<_>>()
+    );
 
     // A spec change re-reconciles; generated values are kept (created once).
-    envs.patch("dev", &PatchParams::default(), &Patch::Merge(json!({"spec": {"parityLevel": 1}}))).await.expect("patch");
+    envs.patch(
+        "dev",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"parityLevel": 1}})),
+    )
+    .await
+    .expect("patch");
     wait_condition(&envs, "dev", "Ready", "True").await;
-    assert_eq!(secrets.get("dev-secrets").await.expect("secret").data.expect("data").get("SESSION_SIGNING_KEY"), first.get("SESSION_SIGNING_KEY"));
+    assert_eq!(
+        secrets
+            .get("dev-secrets")
+            .await
+            .expect("secret")
+            .data
+            .expect("data")
+            .get("SESSION_SIGNING_KEY"),
+        first.get("SESSION_SIGNING_KEY")
+    );
 
     // Canary: no generated value appears in status, events or the operator's log.
     let status = serde_json::to_string(&e.status).expect("json");
-    let events = serde_json::to_string(&ns.api::<Event>().list(&ListParams::default()).await.expect("events").items).expect("json");
+    let events = serde_json::to_string(
+        &ns.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items,
+    )
+    .expect("json");
     let logs = op.logs();
     for (k, v) in &first {
         let value = String::from_utf8_lossy(&v.0).to_string();
@@ -945,7 +997,11 @@ async fn local_secrets_are_generated_once_from_the_schema_and_never_leak() {
 #[tokio::test]
 async fn staging_secrets_come_from_an_infisical_secret() {
     let (ns, _op, envs) = setup("op-infisical").await;
-    let crd = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/infisical-crd.yaml")).expect("fixture");
+    let crd = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/infisical-crd.yaml"
+    ))
+    .expect("fixture");
     let out = std::process::Command::new("kubectl")
         .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
         .stdin(std::process::Stdio::piped())
@@ -958,11 +1014,19 @@ async fn staging_secrets_come_from_an_infisical_secret() {
         })
         .expect("kubectl apply fixture CRD");
     assert!(out.success());
-    let schema = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/secrets.schema.json")).expect("schema");
+    let schema = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/secrets.schema.json"
+    ))
+    .expect("schema");
     ns.api::<ConfigMap>()
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "metadata": {"name": "schema"}, "data": {"s.json": schema}
-        })).expect("cm"))
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "schema"}, "data": {"s.json": schema}
+            }))
+            .expect("cm"),
+        )
         .await
         .expect("schema configmap");
     let spec = json!({
@@ -971,11 +1035,28 @@ async fn staging_secrets_come_from_an_infisical_secret() {
         "secrets": {"provider": "Infisical", "schema": {"name": "schema", "key": "s.json"},
                     "infisical": {"projectSlug": "app", "envSlug": "staging", "secretsPath": "/"}}
     });
-    envs.create(&PostParams::default(), &env("stage", spec)).await.expect("create");
+    envs.create(&PostParams::default(), &env("stage", spec))
+        .await
+        .expect("create");
     let e = wait_condition(&envs, "stage", "SecretsReady", "False").await;
-    assert_eq!(condition(&e, "SecretsReady").map(|c| c.1), Some("WaitingForSync".into()));
-    let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("secrets.infisical.com", "v1alpha1", "InfisicalSecret"));
-    let objs: Api<kube::core::DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
-    let obj = objs.get("stage-secrets").await.expect("InfisicalSecret stage-secrets");
-    assert!(obj.owner_references().iter().any(|o| o.kind == "ParityEnvironment"));
+    assert_eq!(
+        condition(&e, "SecretsReady").map(|c| c.1),
+        Some("WaitingForSync".into())
+    );
+    let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+        "secrets.infisical.com",
+        "v1alpha1",
+        "InfisicalSecret",
+    ));
+    let objs: Api<kube::core::DynamicObject> =
+        Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
+    let obj = objs
+        .get("stage-secrets")
+        .await
+        .expect("InfisicalSecret stage-secrets");
+    assert!(
+        obj.owner_references()
+            .iter()
+            .any(|o| o.kind == "ParityEnvironment")
+    );
 }

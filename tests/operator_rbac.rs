@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use kube::api::{Api, DeleteParams, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, PostParams};
 use parity_operator::api::ParityEnvironment;
 use serde_json::json;
 use support::kube_env::TestNamespace;
@@ -28,11 +28,20 @@ fn run(cmd: &mut Command, input: Option<&str>) -> String {
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?} (is the testenv PATH sourced?): {e}"));
     if let Some(input) = input {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -45,11 +54,27 @@ async fn the_operator_reconciles_with_only_the_charts_rbac() {
     // No operator replicas from the chart here: the test runs the operator itself, as the
     // chart's ServiceAccount.
     let manifest = run(
-        Command::new("helm").args(["template", &release, CHART, "--namespace", &release_ns.name, "--set", "replicaCount=0"]),
+        Command::new("helm").args([
+            "template",
+            &release,
+            CHART,
+            "--namespace",
+            &release_ns.name,
+            "--set",
+            "replicaCount=0",
+        ]),
         None,
     );
     run(
-        Command::new("kubectl").args(["apply", "--server-side", "--field-manager=parity-rbac-test", "-n", &release_ns.name, "-f", "-"]),
+        Command::new("kubectl").args([
+            "apply",
+            "--server-side",
+            "--field-manager=parity-rbac-test",
+            "-n",
+            &release_ns.name,
+            "-f",
+            "-",
+        ]),
         Some(&manifest),
     );
     let sa = format!("{release}-parity-operator");
@@ -57,7 +82,11 @@ async fn the_operator_reconciles_with_only_the_charts_rbac() {
     let kubeconfig = dir.path().join("operator.kubeconfig");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv/sa-kubeconfig");
     run(
-        Command::new(script).args([&release_ns.name, &sa, kubeconfig.to_str().expect("utf-8 path")]),
+        Command::new(script).args([
+            &release_ns.name,
+            &sa,
+            kubeconfig.to_str().expect("utf-8 path"),
+        ]),
         None,
     );
 
@@ -72,25 +101,55 @@ async fn the_operator_reconciles_with_only_the_charts_rbac() {
                  "dashboard": {"enabled": true, "decryption": "Server"}}
     }))
     .expect("env json");
-    envs.create(&PostParams::default(), &env).await.expect("create");
-    until("Ready under the chart's RBAC", Duration::from_secs(90), || async {
-        let e = envs.get("dev").await.map_err(|e| e.to_string())?;
-        let ready = e.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).map(|c| (format!("{:?}", c.status), c.reason.clone()));
-        if ready.as_ref().is_some_and(|r| r.0 == "True") { Ok(()) } else { Err(format!("{ready:?}")) }
-    })
+    envs.create(&PostParams::default(), &env)
+        .await
+        .expect("create");
+    until(
+        "Ready under the chart's RBAC",
+        Duration::from_secs(90),
+        || async {
+            let e = envs.get("dev").await.map_err(|e| e.to_string())?;
+            let ready = e
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .map(|c| (format!("{:?}", c.status), c.reason.clone()));
+            if ready.as_ref().is_some_and(|r| r.0 == "True") {
+                Ok(())
+            } else {
+                Err(format!("{ready:?}"))
+            }
+        },
+    )
     .await;
 
     // Finalizer, keyring owner-reference removal and deletion also work as the ServiceAccount.
-    envs.delete("dev", &DeleteParams::background()).await.expect("delete");
-    until("the environment to be finalized", Duration::from_secs(60), || async {
-        envs.get_opt("dev").await.map_err(|e| e.to_string())?.map_or(Ok(()), |_| Err("exists".to_string()))
-    })
+    envs.delete("dev", &DeleteParams::background())
+        .await
+        .expect("delete");
+    until(
+        "the environment to be finalized",
+        Duration::from_secs(60),
+        || async {
+            envs.get_opt("dev")
+                .await
+                .map_err(|e| e.to_string())?
+                .map_or(Ok(()), |_| Err("exists".to_string()))
+        },
+    )
     .await;
-    let keyring = work.api::<Secret>().get("dev-keyring").await.expect("retained keyring");
+    let keyring = work
+        .api::<Secret>()
+        .get("dev-keyring")
+        .await
+        .expect("retained keyring");
     assert!(keyring.owner_references().is_empty());
 
     let logs = op.logs();
-    assert!(!logs.contains("forbidden"), "the operator hit a permission it lacks:\n{logs}");
+    assert!(
+        !logs.contains("forbidden"),
+        "the operator hit a permission it lacks:\n{logs}"
+    );
 
     let roles: Api<ClusterRole> = Api::all(work.client.clone());
     let _ = roles.delete(&sa, &DeleteParams::default()).await;

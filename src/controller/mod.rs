@@ -8,8 +8,8 @@ pub mod leader;
 pub mod metrics;
 mod reconcile;
 mod secrets;
-pub mod trace;
 pub mod stores;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -98,11 +98,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     });
     let metrics = metrics::Metrics::default();
     let ready = http::Readiness::default();
-    let server = tokio::spawn(http::serve(
-        args.listen,
-        ready.clone(),
-        metrics.clone(),
-    ));
+    let server = tokio::spawn(http::serve(args.listen, ready.clone(), metrics.clone()));
 
     let mut lost = None;
     if args.leader_elect {

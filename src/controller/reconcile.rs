@@ -272,7 +272,10 @@ fn job_state(ctx: &Context, ns: &str, name: &str) -> JobState {
 }
 
 fn is_create_once(o: &Object) -> bool {
-    o.meta().annotations.as_ref().is_some_and(|a| a.contains_key(resources::ANNOTATION_CREATE_ONCE))
+    o.meta()
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(resources::ANNOTATION_CREATE_ONCE))
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -288,11 +291,19 @@ async fn create_once(ctx: &Context, ns: &str, o: Object) -> Result<(), Error> {
         return Ok(());
     }
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &o.api_resource());
-    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
     match api.create(&pp, &o.to_dynamic()).await {
         Ok(_) => {
             ctx.metrics.wrote("create");
-            tracing::info!(kind = o.kind(), name = o.name(), namespace = ns, "created once");
+            tracing::info!(
+                kind = o.kind(),
+                name = o.name(),
+                namespace = ns,
+                "created once"
+            );
             Ok(())
         }
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),

@@ -21,12 +21,18 @@ pub struct StatusArgs {
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
     let client = Client::try_default().await?;
-    let ns = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let ns = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
     let envs: Api<ParityEnvironment> = Api::namespaced(client.clone(), &ns);
-    let list = match &args.name {
-        Some(n) => vec![envs.get_opt(n).await?.ok_or_else(|| anyhow::anyhow!("ParityEnvironment {n} not found in namespace {ns}"))?],
-        None => envs.list(&ListParams::default()).await?.items,
-    };
+    let list =
+        match &args.name {
+            Some(n) => vec![envs.get_opt(n).await?.ok_or_else(|| {
+                anyhow::anyhow!("ParityEnvironment {n} not found in namespace {ns}")
+            })?],
+            None => envs.list(&ListParams::default()).await?.items,
+        };
     if list.is_empty() {
         println!("no ParityEnvironments in namespace {ns}");
         return Ok(std::process::ExitCode::SUCCESS);
@@ -38,7 +44,11 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
         all_ready &= ready;
         print!("{text}");
     }
-    Ok(if all_ready { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+    Ok(if all_ready {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
 
 async fn owned_objects(client: &Client, ns: &str, env: &str) -> anyhow::Result<Vec<DynamicObject>> {
@@ -47,14 +57,24 @@ async fn owned_objects(client: &Client, ns: &str, env: &str) -> anyhow::Result<V
         let ar = ApiResource {
             group: group.into(),
             version: version.into(),
-            api_version: if group.is_empty() { version.into() } else { format!("{group}/{version}") },
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
             kind: kind.into(),
             plural: plural.into(),
         };
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-        let mut items = api.list(&ListParams::default().labels(&format!("{LABEL_ENVIRONMENT}={env}"))).await?.items;
+        let mut items = api
+            .list(&ListParams::default().labels(&format!("{LABEL_ENVIRONMENT}={env}")))
+            .await?
+            .items;
         for o in &mut items {
-            o.types = Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: kind.into() });
+            o.types = Some(kube::core::TypeMeta {
+                api_version: ar.api_version.clone(),
+                kind: kind.into(),
+            });
         }
         out.extend(items);
     }
@@ -63,7 +83,11 @@ async fn owned_objects(client: &Client, ns: &str, env: &str) -> anyhow::Result<V
 
 /// A one-line state of an owned object, from its status (never from Secret data).
 fn summary(o: &DynamicObject) -> String {
-    let kind = o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or_default();
+    let kind = o
+        .types
+        .as_ref()
+        .map(|t| t.kind.as_str())
+        .unwrap_or_default();
     let s = &o.data["status"];
     match kind {
         "Deployment" => {
@@ -73,7 +97,11 @@ fn summary(o: &DynamicObject) -> String {
         }
         "Job" => {
             let conds = s["conditions"].as_array().cloned().unwrap_or_default();
-            let done = |t: &str| conds.iter().any(|c| c["type"] == t && c["status"] == "True");
+            let done = |t: &str| {
+                conds
+                    .iter()
+                    .any(|c| c["type"] == t && c["status"] == "True")
+            };
             if done("Complete") {
                 "Complete".into()
             } else if done("Failed") {
@@ -83,7 +111,10 @@ fn summary(o: &DynamicObject) -> String {
             }
         }
         "PersistentVolumeClaim" => s["phase"].as_str().unwrap_or("Pending").to_string(),
-        "Service" => o.data["spec"]["clusterIP"].as_str().map(|ip| format!("clusterIP {ip}")).unwrap_or_default(),
+        "Service" => o.data["spec"]["clusterIP"]
+            .as_str()
+            .map(|ip| format!("clusterIP {ip}"))
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -101,12 +132,23 @@ pub fn render(env: &ParityEnvironment, objects: &[DynamicObject]) -> (String, bo
         env.name_any(),
         env.spec.tier.as_str(),
         env.spec.parity_level,
-        ready.map(|c| format!("{:?}", c.status)).unwrap_or_else(|| "Unknown".into()),
-        ready.map(|c| c.reason.as_str()).unwrap_or("not reconciled yet"),
+        ready
+            .map(|c| format!("{:?}", c.status))
+            .unwrap_or_else(|| "Unknown".into()),
+        ready
+            .map(|c| c.reason.as_str())
+            .unwrap_or("not reconciled yet"),
     );
     let _ = writeln!(out, "├─ Conditions");
     for c in &status.conditions {
-        let _ = writeln!(out, "│  ├─ {:<15} {:<6} {:<24} {}", c.type_, format!("{:?}", c.status), c.reason, c.message);
+        let _ = writeln!(
+            out,
+            "│  ├─ {:<15} {:<6} {:<24} {}",
+            c.type_,
+            format!("{:?}", c.status),
+            c.reason,
+            c.message
+        );
     }
     let _ = writeln!(out, "├─ Objects");
     let mut rows: Vec<(String, String)> = objects
@@ -124,10 +166,21 @@ pub fn render(env: &ParityEnvironment, objects: &[DynamicObject]) -> (String, bo
         let why = status
             .conditions
             .iter()
-            .filter(|c| c.status == ConditionStatus::False && c.type_ != "Ready" && c.type_ != "Progressing" && c.type_ != "InSync")
+            .filter(|c| {
+                c.status == ConditionStatus::False
+                    && c.type_ != "Ready"
+                    && c.type_ != "Progressing"
+                    && c.type_ != "InSync"
+            })
             .map(|c| format!("{}: {}", c.type_, c.message))
             .collect::<Vec<_>>();
-        let reason = if why.is_empty() { ready.map(|c| c.message.clone()).unwrap_or_else(|| "the operator has not reconciled it yet".into()) } else { why.join("; ") };
+        let reason = if why.is_empty() {
+            ready
+                .map(|c| c.message.clone())
+                .unwrap_or_else(|| "the operator has not reconciled it yet".into())
+        } else {
+            why.join("; ")
+        };
         let _ = writeln!(out, "└─ Not Ready because: {reason}");
     } else {
         let _ = writeln!(out, "└─ Ready");
@@ -154,8 +207,20 @@ mod tests {
     #[test]
     fn a_waiting_environment_says_which_component_blocks_it() {
         let mut st = ParityEnvironmentStatus::default();
-        st.conditions.push(Condition::new(ConditionType::Ready, ConditionStatus::False, "DynamoDBStarting", "x", Some(1)));
-        st.conditions.push(Condition::new(ConditionType::DynamoDbReady, ConditionStatus::False, "DynamoDBStarting", "waiting for the DynamoDB Deployment", Some(1)));
+        st.conditions.push(Condition::new(
+            ConditionType::Ready,
+            ConditionStatus::False,
+            "DynamoDBStarting",
+            "x",
+            Some(1),
+        ));
+        st.conditions.push(Condition::new(
+            ConditionType::DynamoDbReady,
+            ConditionStatus::False,
+            "DynamoDBStarting",
+            "waiting for the DynamoDB Deployment",
+            Some(1),
+        ));
         let deploy: DynamicObject = serde_json::from_value(serde_json::json!({
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "dev-dynamodb"},
             "spec": {"replicas": 1}, "status": {}
@@ -165,7 +230,10 @@ mod tests {
         assert!(!ready);
         assert!(text.contains("Deployment/dev-dynamodb"), "{text}");
         assert!(text.contains("0/1 available"), "{text}");
-        assert!(text.contains("Not Ready because: DynamoDBReady: waiting for the DynamoDB Deployment"), "{text}");
+        assert!(
+            text.contains("Not Ready because: DynamoDBReady: waiting for the DynamoDB Deployment"),
+            "{text}"
+        );
     }
 
     #[test]
