@@ -9,7 +9,7 @@ use super::cache::{CacheLimits, DataKeyCache};
 use super::context::{ContextError, EncryptionContext};
 use super::envelope::{Envelope, EnvelopeError, MAX_PLAINTEXT_LEN};
 use super::key::SecretKey;
-use super::provider::{DataKey, KeyProvider, ProviderError};
+use super::provider::{KeyProvider, ProviderError};
 use super::suite::{self, OpenError, random_nonce};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,7 +90,15 @@ impl<P: KeyProvider> Encryptor<P> {
                 k
             }
         };
-        Ok(seal(&key, random_nonce(), &canonical, plaintext).to_bytes()?)
+        Ok(suite::seal_to_bytes(
+            &key.plaintext,
+            random_nonce(),
+            &key.key_id,
+            key.key_version,
+            &key.wrapped,
+            &canonical,
+            plaintext,
+        )?)
     }
 
     pub async fn decrypt(
@@ -127,18 +135,6 @@ impl<P: KeyProvider> Encryptor<P> {
         env.wrapped_key = r.wrapped;
         Ok(env.to_bytes()?)
     }
-}
-
-fn seal(key: &DataKey, nonce: [u8; 12], canonical: &[u8], plaintext: &[u8]) -> Envelope {
-    suite::seal(
-        &key.plaintext,
-        nonce,
-        key.key_id.clone(),
-        key.key_version,
-        key.wrapped.clone(),
-        canonical,
-        plaintext,
-    )
 }
 
 /// Decrypts with an already unwrapped data key (used by the vectors and the fuzz target).

@@ -165,6 +165,15 @@ impl Envelope {
 
     /// Serializes; fails only when a field is out of its bound (then nothing is written).
     pub fn to_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
+        let mut out = self.header_bytes(self.ciphertext.len())?;
+        out.extend_from_slice(&self.ciphertext);
+        Ok(out)
+    }
+
+    /// Every byte before the ciphertext, for a ciphertext (with tag) of `ct_len` bytes,
+    /// in a buffer with room for it: encryption appends straight into it (one allocation
+    /// and one pass over the payload).
+    pub(crate) fn header_bytes(&self, ct_len: usize) -> Result<Vec<u8>, EnvelopeError> {
         check_len("key_id", self.key_id.len(), 1, MAX_KEY_ID_LEN)?;
         check_len(
             "wrapped_key",
@@ -172,12 +181,7 @@ impl Envelope {
             1,
             MAX_WRAPPED_KEY_LEN,
         )?;
-        check_len(
-            "ciphertext",
-            self.ciphertext.len(),
-            TAG_LEN,
-            MAX_PLAINTEXT_LEN + TAG_LEN,
-        )?;
+        check_len("ciphertext", ct_len, TAG_LEN, MAX_PLAINTEXT_LEN + TAG_LEN)?;
         let mut out = Vec::with_capacity(
             PREFIX_LEN
                 + 2
@@ -188,7 +192,7 @@ impl Envelope {
                 + NONCE_LEN
                 + COMMITMENT_LEN
                 + 4
-                + self.ciphertext.len(),
+                + ct_len,
         );
         out.extend_from_slice(&MAGIC);
         out.push(FORMAT_VERSION);
@@ -200,8 +204,7 @@ impl Envelope {
         out.extend_from_slice(&self.wrapped_key);
         out.extend_from_slice(&self.nonce);
         out.extend_from_slice(&self.commitment);
-        out.extend_from_slice(&(self.ciphertext.len() as u32).to_be_bytes());
-        out.extend_from_slice(&self.ciphertext);
+        out.extend_from_slice(&(ct_len as u32).to_be_bytes());
         Ok(out)
     }
 
