@@ -27,7 +27,7 @@ metric_sum() { curl -fsS "127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m {s
 
 kubectl create namespace "$NS" >/dev/null
 kubectl apply --server-side --force-conflicts -f "$here/crds/" >/dev/null
-"$PARITY" operator --watch-namespace "$NS" --listen "127.0.0.1:$port" --workload-image parity:bench \
+"$PARITY" operator --watch-namespace "$NS" --metrics-addr "127.0.0.1:$port" --image parity:bench \
   --concurrency 16 > "$work/operator.log" 2>&1 &
 op_pid=$!
 for _ in $(seq 1 100); do curl -fsS "127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done

@@ -54,8 +54,8 @@ pub struct Context {
 #[derive(Debug, Clone, clap::Args)]
 pub struct OperatorArgs {
     /// Image the environment's workloads run (`parity kms`, `parity bootstrap`, ...).
-    #[arg(long, env = "PARITY_WORKLOAD_IMAGE", default_value = crate::resources::DEFAULT_IMAGE)]
-    pub workload_image: String,
+    #[arg(long, env = "PARITY_IMAGE", default_value = crate::resources::DEFAULT_IMAGE)]
+    pub image: String,
     /// Image pull policy for those workloads (e.g. IfNotPresent for images loaded into kind).
     #[arg(long, env = "PARITY_IMAGE_PULL_POLICY")]
     pub image_pull_policy: Option<String>,
@@ -77,8 +77,8 @@ pub struct OperatorArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Address of /healthz, /readyz and /metrics.
-    #[arg(long, env = "PARITY_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
+    #[arg(long, env = "PARITY_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
     /// Reconciles running at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: u16,
@@ -98,7 +98,11 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     });
     let metrics = metrics::Metrics::default();
     let ready = http::Readiness::default();
-    let server = tokio::spawn(http::serve(args.listen, ready.clone(), metrics.clone()));
+    let server = tokio::spawn(http::serve(
+        args.metrics_addr,
+        ready.clone(),
+        metrics.clone(),
+    ));
 
     let mut lost = None;
     if args.leader_elect {
@@ -118,7 +122,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let mut build = BuildContext::new(args.workload_image.clone());
+    let mut build = BuildContext::new(args.image.clone());
     build.image_pull_policy = args.image_pull_policy.clone();
     build.node_ports = args.node_ports;
     let ctx = Arc::new(Context {

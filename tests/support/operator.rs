@@ -37,9 +37,9 @@ impl Operator {
             namespace,
             "--identity",
             identity,
-            "--workload-image",
+            "--image",
             "parity-operator:test",
-            "--listen",
+            "--metrics-addr",
             &format!("127.0.0.1:{port}"),
         ])
         .env("RUST_LOG", "info,parity_operator=debug")
