@@ -38,7 +38,7 @@ testenv-down: ## stop the testenv started by testenv-up
 # Integration tests need a running testenv (KUBECONFIG) and the Python emulators (moto).
 integration: ## integration tests against a running testenv
 	@test -f $(PARITY_TESTENV_DIR)/env || { echo "no testenv running: make testenv-up" >&2; exit 1; }
-	source $(PARITY_TESTENV_DIR)/env && PARITY_PYTHON_BIN="$$(hack/pyenv)" cargo test --tests --test '*'
+	source $(PARITY_TESTENV_DIR)/env && PARITY_PYTHON_BIN="$$(hack/pyenv)" cargo test --test '*' -- --test-threads=1
 
 test: ## everything CI runs: lint, unit, testenv up, integration, testenv down (always)
 	$(MAKE) lint

@@ -27,6 +27,7 @@ use crate::resources::{self, Component, Object, names};
 
 /// Periodic resync: catches anything a missed watch event would hide.
 const RESYNC: Duration = Duration::from_secs(300);
+const CONVERGING_RECHECK: Duration = Duration::from_secs(10);
 
 pub async fn reconcile(env: Arc<ParityEnvironment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -212,9 +213,19 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         &mut status,
         conditions::compute(&observed, env.meta().generation),
     );
+    // While converging, look again soon: watch events drive progress, but a missed one (or a
+    // dependency the operator does not watch, like pods behind a Deployment) must not leave
+    // an environment waiting for the five-minute resync.
+    let converging = status
+        .condition(ConditionType::Progressing)
+        .is_some_and(|c| c.status == ConditionStatus::True);
     write_status(env, ctx, &envs, status).await?;
 
-    let mut next = RESYNC;
+    let mut next = if converging {
+        CONVERGING_RECHECK
+    } else {
+        RESYNC
+    };
     if let Some(expires) = valid.expires_at() {
         let left = expires.0.duration_since(Timestamp::now());
         if let Ok(left) = Duration::try_from(left) {
