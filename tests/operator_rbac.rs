@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -14,36 +13,12 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use parity_operator::api::ParityEnvironment;
 use serde_json::json;
+use support::cmd::run;
 use support::kube_env::TestNamespace;
 use support::operator::Operator;
 use support::wait::until;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/parity-operator");
-
-fn run(cmd: &mut Command, input: Option<&str>) -> String {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?} (is the testenv PATH sourced?): {e}"));
-    if let Some(input) = input {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[tokio::test]
 async fn the_operator_reconciles_with_only_the_charts_rbac() {

@@ -394,23 +394,8 @@ async fn remove_orphans(
         {
             continue;
         }
-        let Some((group, version, _, plural)) = resources::OWNED_KINDS
-            .iter()
-            .copied()
-            .find(|(_, _, k, _)| *k == kind)
-        else {
+        let Some(ar) = resources::owned_api_resource(kind) else {
             continue;
-        };
-        let ar = kube::api::ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: if group.is_empty() {
-                version.into()
-            } else {
-                format!("{group}/{version}")
-            },
-            kind: kind.into(),
-            plural: plural.into(),
         };
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
         match api.delete(&cached.name, &DeleteParams::background()).await {

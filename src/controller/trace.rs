@@ -4,11 +4,11 @@
 
 use std::fmt::Write as _;
 
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, ResourceExt};
 
 use crate::api::{ConditionStatus, ConditionType, ParityEnvironment};
-use crate::resources::{LABEL_ENVIRONMENT, OWNED_KINDS};
+use crate::resources::{LABEL_ENVIRONMENT, OWNED_KINDS, owned_api_resource};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
@@ -53,17 +53,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
 
 async fn owned_objects(client: &Client, ns: &str, env: &str) -> anyhow::Result<Vec<DynamicObject>> {
     let mut out = Vec::new();
-    for (group, version, kind, plural) in OWNED_KINDS {
-        let ar = ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: if group.is_empty() {
-                version.into()
-            } else {
-                format!("{group}/{version}")
-            },
-            kind: kind.into(),
-            plural: plural.into(),
+    for (_, _, kind, _) in OWNED_KINDS {
+        let Some(ar) = owned_api_resource(kind) else {
+            continue;
         };
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
         let mut items = api

@@ -26,7 +26,7 @@ pub use keyring::{
 pub use kms::{kms_deployment, kms_service};
 pub use meta::*;
 pub use network_policy::{dashboard_egress_policy, kms_ingress_policy};
-pub use object::{OWNED_KINDS, Object};
+pub use object::{OWNED_KINDS, Object, owned_api_resource};
 pub use render::{RENDER_PLACEHOLDER_UID, RenderArgs, render_yaml, run};
 pub use security::{DYNAMODB_LOCAL_UID, NONROOT_UID};
 pub use service_account::service_account;

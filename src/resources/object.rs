@@ -126,3 +126,21 @@ impl Object {
 fn api_resource_of<K: Resource<DynamicType = ()>>(_: &K) -> ApiResource {
     ApiResource::erase::<K>(&())
 }
+
+/// The ApiResource of an owned kind by name (`"Deployment"`, ...), for dynamic list/delete.
+pub fn owned_api_resource(kind: &str) -> Option<ApiResource> {
+    OWNED_KINDS
+        .iter()
+        .find(|(_, _, k, _)| *k == kind)
+        .map(|(group, version, kind, plural)| ApiResource {
+            group: (*group).into(),
+            version: (*version).into(),
+            api_version: if group.is_empty() {
+                (*version).into()
+            } else {
+                format!("{group}/{version}")
+            },
+            kind: (*kind).into(),
+            plural: (*plural).into(),
+        })
+}

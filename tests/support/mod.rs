@@ -3,6 +3,7 @@
 //! Each test file includes it with `mod support;`; not every file uses every part.
 #![allow(dead_code)]
 
+pub mod cmd;
 pub mod crd;
 pub mod kms;
 pub mod kube_env;
