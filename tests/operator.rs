@@ -1062,3 +1062,43 @@ async fn staging_secrets_come_from_an_infisical_secret() {
             .any(|o| o.kind == "ParityEnvironment")
     );
 }
+
+#[tokio::test]
+async fn an_object_the_api_server_refuses_is_reported_and_retried() {
+    let (ns, _op, envs) = setup("op-quota").await;
+    // A quota of zero Services: applying the kms Service is refused by admission.
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = ns.api();
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "no-services"}, "spec": {"hard": {"services": "0"}}
+            }))
+            .expect("quota"),
+        )
+        .await
+        .expect("create quota");
+    envs.create(
+        &PostParams::default(),
+        &env("dev", json!({"tier": "Local", "parityLevel": 0})),
+    )
+    .await
+    .expect("create");
+    let e = wait_condition(&envs, "dev", "Degraded", "True").await;
+    assert_eq!(
+        condition(&e, "Degraded").map(|c| c.1),
+        Some("ApplyFailed".into())
+    );
+    assert!(
+        ready_message(&e).contains("Service dev-kms"),
+        "{}",
+        ready_message(&e)
+    );
+    wait_warning(&ns, "ApplyFailed").await;
+
+    quotas
+        .delete("no-services", &DeleteParams::default())
+        .await
+        .expect("delete quota");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+}

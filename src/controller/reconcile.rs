@@ -155,7 +155,21 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
             // Not yet. It stays in `desired`, so an existing one is not removed as an orphan.
             continue;
         }
-        apply(ctx, &ns, o).await?;
+        if let Err(e) = apply(ctx, &ns, o).await {
+            // Say in status why the environment cannot converge (a quota, an admission
+            // webhook, a full Service IP range), then let the error policy retry.
+            if let Error::Kube(kube::Error::Api(s)) = &e {
+                let mut status = env.status.clone().unwrap_or_default();
+                status.observed_generation = env.meta().generation;
+                let msg = format!("{} {}: {}", o.kind(), o.name(), s.message);
+                set_all(
+                    &mut status,
+                    conditions::failed("ApplyFailed", msg, None, env.meta().generation),
+                );
+                write_status(env, ctx, &envs, status).await?;
+            }
+            return Err(e);
+        }
     }
     remove_orphans(ctx, env, &ns, &desired).await?;
 
