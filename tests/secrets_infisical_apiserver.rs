@@ -37,29 +37,7 @@ async fn infisical_crd_fixture_and_object_apply_on_the_apiserver() {
     )
     .await
     .unwrap_or_else(|e| panic!("apply the fixture CRD: {e}"));
-    until(
-        "the InfisicalSecret CRD to be Established",
-        Duration::from_secs(30),
-        || {
-            let crds = crds.clone();
-            let name = name.clone();
-            async move {
-                let c = crds.get(&name).await.map_err(|e| e.to_string())?;
-                let established = c
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                if established {
-                    Ok(())
-                } else {
-                    Err("not established yet".to_string())
-                }
-            }
-        },
-    )
-    .await;
+    support::crd::wait_established(&ns.client, &name).await;
 
     let source = InfisicalSource {
         host_api: Some("http://infisical.example/api".into()),

@@ -53,13 +53,8 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     let valid = match crate::api::validate(env) {
         Ok(v) => v,
         Err(errors) => {
-            let mut status = env.status.clone().unwrap_or_default();
-            status.observed_generation = env.meta().generation;
-            set_all(
-                &mut status,
-                conditions::invalid(&errors, env.meta().generation),
-            );
-            write_status(env, ctx, &envs, status).await?;
+            let conds = conditions::invalid(&errors, env.meta().generation);
+            write_conditions(env, ctx, &envs, conds).await?;
             return Ok(Action::await_change());
         }
     };
@@ -95,18 +90,13 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
             // The user must act (create the seed Secret, repair the keyring): say so in
             // status and an event, and look again later (the seed Secret is not watched).
             Err(Error::Keyring(msg)) => {
-                let mut status = env.status.clone().unwrap_or_default();
-                status.observed_generation = env.meta().generation;
-                set_all(
-                    &mut status,
-                    conditions::failed(
-                        "KeyringUnavailable",
-                        msg,
-                        Some(ConditionType::KeysReady),
-                        env.meta().generation,
-                    ),
+                let conds = conditions::failed(
+                    "KeyringUnavailable",
+                    msg,
+                    Some(ConditionType::KeysReady),
+                    env.meta().generation,
                 );
-                write_status(env, ctx, &envs, status).await?;
+                write_conditions(env, ctx, &envs, conds).await?;
                 return Ok(Action::requeue(Duration::from_secs(15)));
             }
             Err(e) => return Err(e),
@@ -159,14 +149,9 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
             // Say in status why the environment cannot converge (a quota, an admission
             // webhook, a full Service IP range), then let the error policy retry.
             if let Error::Kube(kube::Error::Api(s)) = &e {
-                let mut status = env.status.clone().unwrap_or_default();
-                status.observed_generation = env.meta().generation;
                 let msg = format!("{} {}: {}", o.kind(), o.name(), s.message);
-                set_all(
-                    &mut status,
-                    conditions::failed("ApplyFailed", msg, None, env.meta().generation),
-                );
-                write_status(env, ctx, &envs, status).await?;
+                let conds = conditions::failed("ApplyFailed", msg, None, env.meta().generation);
+                write_conditions(env, ctx, &envs, conds).await?;
             }
             return Err(e);
         }
@@ -604,6 +589,19 @@ fn keys_status(k: &Keyring) -> KeysStatus {
             .take(crate::api::MAX_KEY_VERSIONS)
             .collect(),
     }
+}
+
+/// Records `conditions` (a failure that stops this reconcile) on top of the stored status.
+async fn write_conditions(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    envs: &Api<ParityEnvironment>,
+    conditions: Vec<crate::api::Condition>,
+) -> Result<(), Error> {
+    let mut status = env.status.clone().unwrap_or_default();
+    status.observed_generation = env.meta().generation;
+    set_all(&mut status, conditions);
+    write_status(env, ctx, envs, status).await
 }
 
 /// Writes status only when it differs from what is stored, and publishes an event when the

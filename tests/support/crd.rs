@@ -21,11 +21,17 @@ pub async fn install_crd(client: &Client) {
     )
     .await
     .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
-    until("CRD Established", Duration::from_secs(30), || {
-        let crds = crds.clone();
-        let name = name.clone();
-        async move {
-            let c = crds.get(&name).await.map_err(|e| e.to_string())?;
+    wait_established(client, &name).await;
+}
+
+/// Waits until the API server reports the CRD `name` Established.
+pub async fn wait_established(client: &Client, name: &str) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    until(
+        &format!("CRD {name} Established"),
+        Duration::from_secs(30),
+        || async {
+            let c = crds.get(name).await.map_err(|e| e.to_string())?;
             let established = c
                 .status
                 .and_then(|s| s.conditions)
@@ -37,7 +43,7 @@ pub async fn install_crd(client: &Client) {
             } else {
                 Err("not established".to_string())
             }
-        }
-    })
+        },
+    )
     .await;
 }
