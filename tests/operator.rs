@@ -913,24 +913,41 @@ async fn key_material_never_appears_in_logs_events_status_or_metrics() {
     }
 }
 
-#[tokio::test]
-async fn local_secrets_are_generated_once_from_the_schema_and_never_leak() {
-    let (ns, op, envs) = setup("op-secrets").await;
-    let schema = std::fs::read_to_string(concat!(
+fn example_schema() -> Value {
+    let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/secrets.schema.json"
     ))
     .expect("schema");
+    serde_json::from_str(&text).expect("schema json")
+}
+
+/// Creates or replaces the ConfigMap `name` holding `schema` under `key`.
+async fn put_schema(ns: &TestNamespace, name: &str, key: &str, schema: &Value) {
+    let cm = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name}, "data": {key: schema.to_string()}
+    });
     ns.api::<ConfigMap>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "app-secrets-schema"}, "data": {"secrets.schema.json": schema}
-            }))
-            .expect("cm"),
+        .patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&cm),
         )
         .await
         .expect("schema configmap");
+}
+
+#[tokio::test]
+async fn local_secrets_are_generated_once_from_the_schema_and_never_leak() {
+    let (ns, op, envs) = setup("op-secrets").await;
+    put_schema(
+        &ns,
+        "app-secrets-schema",
+        "secrets.schema.json",
+        &example_schema(),
+    )
+    .await;
     let mut spec = local_spec();
     spec["secrets"] = json!({"provider": "Local", "schema": {"name": "app-secrets-schema", "key": "secrets.schema.json"}});
     envs.create(&PostParams::default(), &env("dev", spec))
@@ -1016,21 +1033,7 @@ async fn staging_secrets_come_from_an_infisical_secret() {
         })
         .expect("kubectl apply fixture CRD");
     assert!(out.success());
-    let schema = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/secrets.schema.json"
-    ))
-    .expect("schema");
-    ns.api::<ConfigMap>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "schema"}, "data": {"s.json": schema}
-            }))
-            .expect("cm"),
-        )
-        .await
-        .expect("schema configmap");
+    put_schema(&ns, "schema", "s.json", &example_schema()).await;
     let spec = json!({
         "tier": "Staging", "parityLevel": 0,
         "keys": {"provider": "Kms", "kms": {"keyId": "alias/app", "region": "eu-west-1"}},
@@ -1101,4 +1104,169 @@ async fn an_object_the_api_server_refuses_is_reported_and_retried() {
         .await
         .expect("delete quota");
     wait_condition(&envs, "dev", "Ready", "True").await;
+}
+
+fn template_annotation(d: &Deployment, key: &str) -> Option<String> {
+    d.spec
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(key)
+        .cloned()
+}
+
+fn app_deployment(name: &str, labels: Value) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 1000,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "app", "image": "example.com/app:1",
+                        "securityContext": {"allowPrivilegeEscalation": false,
+                                            "capabilities": {"drop": ["ALL"]}}}]
+                }
+            }
+        }
+    }))
+    .expect("deployment")
+}
+
+#[tokio::test]
+async fn level_3_serves_secrets_over_infisical_api_and_readers_roll_when_they_change() {
+    const HASH: &str = "parity.dev/secrets-hash";
+    let (ns, _op, envs) = setup("op-roll").await;
+    let mut schema = example_schema();
+    put_schema(&ns, "schema", "s.json", &schema).await;
+    let deployments = ns.api::<Deployment>();
+    // An app that opted in to rolling, and one that did not.
+    for (name, labels) in [
+        ("app", json!({"parity.dev/secrets-from": "dev"})),
+        ("other", json!({})),
+    ] {
+        deployments
+            .create(&PostParams::default(), &app_deployment(name, labels))
+            .await
+            .expect("app deployment");
+    }
+    let mut spec = local_spec();
+    spec["parityLevel"] = json!(3);
+    spec["secrets"] = json!({"provider": "Local", "schema": {"name": "schema", "key": "s.json"},
+        "infisical": {"projectSlug": "shop", "envSlug": "dev", "secretsPath": "/"}});
+    envs.create(&PostParams::default(), &env("dev", spec))
+        .await
+        .expect("create");
+    let e = wait_condition(&envs, "dev", "Ready", "True").await;
+
+    // The Infisical-compatible endpoint runs, is published, and has its own credentials.
+    let endpoints = &e.status.as_ref().expect("status").endpoints;
+    assert_eq!(
+        endpoints.secrets.as_deref(),
+        Some(format!("http://dev-secrets-api.{}.svc:8095", ns.name).as_str())
+    );
+    let api = deployments
+        .get("dev-secrets-api")
+        .await
+        .expect("secrets-api");
+    assert_eq!(
+        api.owner_references().first().map(|o| o.name.as_str()),
+        Some("dev")
+    );
+    let creds = ns
+        .api::<Secret>()
+        .get("dev-secrets-api-credentials")
+        .await
+        .expect("credentials")
+        .data
+        .expect("data");
+    assert_eq!(creds["client-id"].0, b"parity-dev");
+    assert_eq!(creds["client-secret"].0.len(), 64);
+
+    // Its pod template and the opted-in app's carry the same keyed hash; the other app none.
+    let first = template_annotation(&api, HASH).expect("secrets-api hash");
+    assert!(
+        first.starts_with("hmac-sha256:") && first.len() == "hmac-sha256:".len() + 64,
+        "{first}"
+    );
+    let app_hash = |d: Deployment| template_annotation(&d, HASH);
+    until("app carries the secrets hash", WAIT, || async {
+        let d = deployments.get("app").await.map_err(|e| e.to_string())?;
+        match app_hash(d) {
+            Some(h) if h == first => Ok(()),
+            other => Err(format!("app annotation {other:?}")),
+        }
+    })
+    .await;
+    let other = deployments.get("other").await.expect("other");
+    assert_eq!(app_hash(other.clone()), None);
+
+    // A schema change (a new secret) reaches the Secret and rolls both readers at once: the
+    // ConfigMap is watched, not waited for at the next resync.
+    schema["properties"]["EXTRA_TOKEN"] = json!({
+        "type": "string", "minLength": 32, "maxLength": 32,
+        "x-parity-generate": {"kind": "alphanumeric", "length": 32}
+    });
+    put_schema(&ns, "schema", "s.json", &schema).await;
+    let second = until("secrets-api rolls", Duration::from_secs(30), || async {
+        let d = deployments
+            .get("dev-secrets-api")
+            .await
+            .map_err(|e| e.to_string())?;
+        match template_annotation(&d, HASH) {
+            Some(h) if h != first => Ok(h),
+            other => Err(format!("hash {other:?}")),
+        }
+    })
+    .await;
+    let data = ns
+        .api::<Secret>()
+        .get("dev-secrets")
+        .await
+        .expect("dev-secrets")
+        .data
+        .expect("data");
+    assert_eq!(data["EXTRA_TOKEN"].0.len(), 32);
+    until("app rolls", Duration::from_secs(30), || async {
+        let d = deployments.get("app").await.map_err(|e| e.to_string())?;
+        match app_hash(d) {
+            Some(h) if h == second => Ok(()),
+            other => Err(format!("app annotation {other:?}")),
+        }
+    })
+    .await;
+    // The app's other fields are untouched, and the operator owns only that annotation.
+    let app = deployments.get("app").await.expect("app");
+    assert_eq!(
+        app.spec
+            .template
+            .spec
+            .as_ref()
+            .map(|p| p.containers[0].image.clone()),
+        Some(Some("example.com/app:1".to_string()))
+    );
+    let ours = app
+        .managed_fields()
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("parity-operator"))
+        .and_then(|m| m.fields_v1.as_ref())
+        .map(|f| f.0.to_string())
+        .expect("parity-operator field entry");
+    assert!(
+        ours.contains(HASH) && !ours.contains("containers"),
+        "{ours}"
+    );
+    assert_eq!(
+        deployments
+            .get("other")
+            .await
+            .expect("other")
+            .resource_version(),
+        other.resource_version()
+    );
 }

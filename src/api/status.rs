@@ -182,6 +182,11 @@ pub struct Endpoints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub topology_config_map: Option<String>,
+    /// Infisical-compatible site URL (`parity secrets-api`, parity level 3, provider Local):
+    /// point the Infisical SDK's site URL here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub secrets: Option<String>,
 }
 
 impl Endpoints {

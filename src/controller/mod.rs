@@ -19,8 +19,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
 use crate::api::ParityEnvironment;
 use crate::resources::BuildContext;
@@ -49,6 +50,26 @@ pub struct Context {
     pub recorder: Recorder,
     pub stores: stores::Stores,
     pub applied: Mutex<HashMap<AppliedKey, AppliedVersion>>,
+}
+
+/// The environments whose secrets schema is the ConfigMap `namespace/name`: a schema change
+/// reconciles them at once (new secrets generated, readers rolled).
+pub fn reading_schema(
+    envs: &[Arc<ParityEnvironment>],
+    namespace: Option<&str>,
+    name: &str,
+) -> Vec<ObjectRef<ParityEnvironment>> {
+    envs.iter()
+        .filter(|e| e.namespace().as_deref() == namespace)
+        .filter(|e| {
+            e.spec
+                .secrets
+                .schema
+                .as_ref()
+                .is_some_and(|s| s.name == name)
+        })
+        .map(|e| ObjectRef::from_obj(e.as_ref()))
+        .collect()
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -140,7 +161,17 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         applied: Mutex::new(HashMap::new()),
     });
 
-    let controller = Controller::new(envs, watcher::Config::default())
+    let controller = Controller::new(envs, watcher::Config::default());
+    let env_store = controller.store();
+    let schema_changes = stores::all_config_maps(&client, args.watch_namespace.as_deref());
+    let controller = controller
+        .watches_stream(schema_changes, move |cm| {
+            reading_schema(
+                &env_store.state(),
+                cm.namespace().as_deref(),
+                &cm.name_any(),
+            )
+        })
         .owns_stream(triggers.deployments)
         .owns_stream(triggers.jobs)
         .owns_stream(triggers.services)
@@ -188,4 +219,39 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         r = server => anyhow::bail!("metrics server stopped: {r:?}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(ns: &str, name: &str, schema: Option<&str>) -> Arc<ParityEnvironment> {
+        let mut spec = serde_json::json!({"tier": "Local"});
+        if let Some(s) = schema {
+            spec["secrets"] = serde_json::json!({"schema": {"name": s, "key": "k"}});
+        }
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "parity.dev/v1alpha1", "kind": "ParityEnvironment",
+                "metadata": {"name": name, "namespace": ns}, "spec": spec
+            }))
+            .expect("environment"),
+        )
+    }
+
+    #[test]
+    fn a_schema_config_map_maps_to_the_environments_reading_it() {
+        let envs = [
+            env("a", "one", Some("schema")),
+            env("a", "two", Some("other")),
+            env("b", "three", Some("schema")),
+            env("a", "four", None),
+        ];
+        let hits: Vec<String> = reading_schema(&envs, Some("a"), "schema")
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(hits, ["one"]);
+        assert!(reading_schema(&envs, Some("c"), "schema").is_empty());
+    }
 }

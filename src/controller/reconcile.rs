@@ -20,7 +20,8 @@ use super::conditions::{self, JobState, Observed};
 use super::{Context, Error, FIELD_MANAGER, RETAIN_FINALIZER};
 use crate::api::{
     ConditionStatus, ConditionType, DeletionPolicy, KeyProvider, KeySource, KeyVersionState,
-    KeyVersionStatus, KeysStatus, ParityEnvironment, ParityEnvironmentStatus, ValidatedSpec,
+    KeyVersionStatus, KeysStatus, ParityEnvironment, ParityEnvironmentStatus, SecretsProvider,
+    ValidatedSpec,
 };
 use crate::crypto::keyring::{KEYRING_SECRET_KEY, Keyring, VersionState};
 use crate::resources::{self, Component, Object, names};
@@ -28,6 +29,7 @@ use crate::resources::{self, Component, Object, names};
 /// Periodic resync: catches anything a missed watch event would hide.
 const RESYNC: Duration = Duration::from_secs(300);
 const CONVERGING_RECHECK: Duration = Duration::from_secs(10);
+const INFISICAL_RECHECK: Duration = Duration::from_secs(60);
 
 pub async fn reconcile(env: Arc<ParityEnvironment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -81,7 +83,7 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     // build (pure)
     let profile = valid.profile;
     let plan = resources::plan(&valid, profile);
-    let objects = resources::build_all(&valid, profile, &ctx.build);
+    let mut objects = resources::build_all(&valid, profile, &ctx.build);
 
     // keys: the keyring Secret is created once, never applied over.
     let keyring = if plan.kms {
@@ -105,10 +107,24 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         None
     };
 
+    // secrets: generated (or synced) before the workloads that read them, whose pod templates
+    // carry the keyed hash of their data so that they roll when it changes.
+    let endpoints = resources::endpoints(&valid, profile, &ctx.build);
+    let secrets = super::secrets::reconcile(ctx, &valid, &endpoints).await?;
+    if let Some(hash) = &secrets.rollout_hash {
+        for o in objects.iter_mut().filter(|o| {
+            o.component()
+                .is_some_and(|c| resources::READS_SECRETS.contains(&c))
+        }) {
+            resources::annotate_pod_template(o, crate::secrets::ROLLOUT_ANNOTATION, hash);
+        }
+    }
+
     // apply, in order, holding back what must wait for its dependencies.
     let dynamodb_available = deployment_available(ctx, &ns, &names::dynamodb(&name));
     let kms_available = deployment_available(ctx, &ns, &names::kms(&name));
     let dashboard_available = deployment_available(ctx, &ns, &names::dashboard(&name));
+    let secrets_api_available = deployment_available(ctx, &ns, &names::secrets_api(&name));
     let bootstrap_name = objects
         .iter()
         .find(|o| o.component() == Some(Component::Bootstrap) && matches!(o, Object::Job(_)))
@@ -124,10 +140,22 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     for o in &objects {
         desired.insert((o.kind(), o.name().to_string()));
         if is_create_once(o) {
-            // The keyring is made by ensure_keyring; other create-once Secrets (the kms
-            // credentials) get their random data here, once.
-            if o.name() == names::kms_credentials(&name) {
-                let secret = resources::kms_credentials_secret_with(&valid, &random_hex(32));
+            // The keyring is made by ensure_keyring; other create-once Secrets (credentials)
+            // get their random data here, once.
+            let secret = if o.name() == names::kms_credentials(&name) {
+                Some(resources::kms_credentials_secret_with(
+                    &valid,
+                    &random_hex(32),
+                ))
+            } else if o.name() == names::secrets_api_credentials(&name) {
+                Some(resources::secrets_api_credentials_secret_with(
+                    &valid,
+                    &random_hex(32),
+                ))
+            } else {
+                None
+            };
+            if let Some(secret) = secret {
                 create_once(ctx, &ns, Object::Secret(secret)).await?;
             }
             continue;
@@ -139,6 +167,8 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
             (Object::Deployment(_) | Object::Service(_), Some(Component::Dashboard)) => {
                 !(keys_ok && dynamo_ok)
             }
+            // It mounts `<env>-secrets`, which exists once the secrets are ready.
+            (Object::Deployment(_), Some(Component::SecretsApi)) => !secrets.state.0,
             _ => false,
         };
         if gated {
@@ -158,8 +188,14 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     }
     remove_orphans(ctx, env, &ns, &desired).await?;
 
-    let endpoints = resources::endpoints(&valid, profile, &ctx.build);
-    let secrets_state = super::secrets::reconcile(ctx, &valid, &endpoints).await?;
+    let mut secrets_state = secrets.state;
+    if plan.secrets_api && secrets_state.0 && !secrets_api_available && !valid.spec.suspend {
+        secrets_state = (
+            false,
+            "SecretsApiStarting".into(),
+            "waiting for the secrets-api Deployment (the Infisical-compatible endpoint) to become available".into(),
+        );
+    }
 
     // status
     let observed = Observed {
@@ -225,6 +261,11 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     } else {
         RESYNC
     };
+    if valid.spec.secrets.provider == SecretsProvider::Infisical {
+        // The Infisical operator rewrites `<env>-secrets` (unlabelled, so not watched) on its
+        // own resync, a minute by default: look as often, to roll readers promptly.
+        next = next.min(INFISICAL_RECHECK);
+    }
     if let Some(expires) = valid.expires_at() {
         let left = expires.0.duration_since(Timestamp::now());
         if let Ok(left) = Duration::try_from(left) {

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use serde_json::json;
@@ -15,9 +16,11 @@ use serde_json::json;
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{Endpoints, KeySource, SecretsProvider, ValidatedSpec};
 use crate::resources::{Component, names, object_meta};
+use zeroize::Zeroizing;
+
 use crate::secrets::{
-    GenerationMode, InfisicalSecret, InfisicalSource, LocalSecretsProvider, SecretsSchema,
-    build_infisical_secret, validate_synced_secret,
+    GenerationMode, InfisicalSecret, InfisicalSource, LocalSecretsProvider, ROLLOUT_ANNOTATION,
+    SecretsSchema, build_infisical_secret, new_rollout_key, rollout_hash, validate_synced_secret,
 };
 
 /// SecretsReady as (ready, reason, message).
@@ -27,47 +30,187 @@ fn state(ready: bool, reason: &str, message: impl Into<String>) -> SecretsState 
     (ready, reason.to_string(), message.into())
 }
 
+/// What the secrets step found: the condition, and the keyed rollout hash of `<env>-secrets`
+/// when it exists (for the pod templates of the workloads that read it).
+pub struct SecretsOutcome {
+    pub state: SecretsState,
+    pub rollout_hash: Option<String>,
+}
+
+impl From<SecretsState> for SecretsOutcome {
+    fn from(state: SecretsState) -> Self {
+        SecretsOutcome {
+            state,
+            rollout_hash: None,
+        }
+    }
+}
+
+/// The data key of `<env>-rollout-key`.
+const ROLLOUT_KEY_KEY: &str = "key";
+
+/// Label an app's Deployment carries (value: the environment's name) to roll whenever that
+/// environment's secrets change.
+pub const LABEL_SECRETS_FROM: &str = "parity.dev/secrets-from";
+
 pub async fn reconcile(
     ctx: &Context,
     valid: &ValidatedSpec,
     endpoints: &Endpoints,
-) -> Result<SecretsState, Error> {
+) -> Result<SecretsOutcome, Error> {
+    let (state, data) = sync(ctx, valid, endpoints).await?;
+    let rollout_hash = match data {
+        Some(data) => {
+            let key = rollout_key(ctx, valid).await?;
+            let hash = rollout_hash(key.as_ref(), &data);
+            roll_apps(ctx, valid, &hash).await?;
+            Some(hash)
+        }
+        None => None,
+    };
+    Ok(SecretsOutcome {
+        state,
+        rollout_hash,
+    })
+}
+
+/// The per-environment key of the rollout hash: random, created once in `<env>-rollout-key`
+/// (readable only by those who may read Secrets, who could read the values anyway).
+async fn rollout_key(ctx: &Context, valid: &ValidatedSpec) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
+    let name = names::rollout_key(&valid.name);
+    let read = |s: Secret| {
+        s.data
+            .and_then(|mut d| d.remove(ROLLOUT_KEY_KEY))
+            .map(|b| Zeroizing::new(b.0))
+            .filter(|k| k.len() >= 32)
+    };
+    if let Some(key) = secrets.get_opt(&name).await?.and_then(read) {
+        return Ok(key);
+    }
+    let key = new_rollout_key();
+    let secret = Secret {
+        metadata: object_meta(valid, name.clone(), Component::Keyring),
+        data: Some(BTreeMap::from([(
+            ROLLOUT_KEY_KEY.to_string(),
+            ByteString(key.to_vec()),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match secrets.create(&pp, &secret).await {
+        Ok(_) => {
+            ctx.metrics.wrote("create");
+            Ok(Zeroizing::new(key.to_vec()))
+        }
+        // Another replica made it first, or someone damaged it: use theirs, or say so.
+        Err(kube::Error::Api(s)) if s.code == 409 => secrets
+            .get_opt(&name)
+            .await?
+            .and_then(read)
+            .ok_or_else(|| {
+                Error::Keyring(format!(
+                    "Secret {name} exists without a 32-byte {ROLLOUT_KEY_KEY}: delete it to get a new one"
+                ))
+            }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Puts the rollout hash on the pod template of every Deployment labelled
+/// `parity.dev/secrets-from=<env>` in the namespace, with a server-side apply that owns only
+/// that annotation. Deployments already carrying it are not written.
+async fn roll_apps(ctx: &Context, valid: &ValidatedSpec, hash: &str) -> Result<(), Error> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &valid.namespace);
+    let selector = format!("{LABEL_SECRETS_FROM}={}", valid.name);
+    let apps = deployments
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    for app in apps {
+        let current = app
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(ROLLOUT_ANNOTATION));
+        if current.map(String::as_str) == Some(hash) {
+            continue;
+        }
+        let name = app.name_any();
+        let patch = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {"template": {"metadata": {"annotations": {ROLLOUT_ANNOTATION: hash}}}},
+        });
+        deployments
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        ctx.metrics.wrote("apply");
+        tracing::info!(name, namespace = %valid.namespace, "rolled app for changed secrets");
+    }
+    Ok(())
+}
+
+/// Generates or checks `<env>-secrets`; its data when it exists.
+async fn sync(
+    ctx: &Context,
+    valid: &ValidatedSpec,
+    endpoints: &Endpoints,
+) -> Result<(SecretsState, Option<BTreeMap<String, Vec<u8>>>), Error> {
     let Some(schema_ref) = valid.spec.secrets.schema.as_ref() else {
-        return Ok(state(
-            true,
-            "NotConfigured",
-            "no secrets schema is declared (spec.secrets.schema)",
+        return Ok((
+            state(
+                true,
+                "NotConfigured",
+                "no secrets schema is declared (spec.secrets.schema)",
+            ),
+            None,
         ));
     };
     let ns = &valid.namespace;
     let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let Some(cm) = cms.get_opt(&schema_ref.name).await? else {
-        return Ok(state(
-            false,
-            "SchemaMissing",
-            format!(
-                "spec.secrets.schema: ConfigMap {} not found in namespace {ns}",
-                schema_ref.name
+        return Ok((
+            state(
+                false,
+                "SchemaMissing",
+                format!(
+                    "spec.secrets.schema: ConfigMap {} not found in namespace {ns}",
+                    schema_ref.name
+                ),
             ),
+            None,
         ));
     };
     let Some(text) = cm.data.as_ref().and_then(|d| d.get(&schema_ref.key)) else {
-        return Ok(state(
-            false,
-            "SchemaMissing",
-            format!(
-                "spec.secrets.schema: ConfigMap {} has no key {}",
-                schema_ref.name, schema_ref.key
+        return Ok((
+            state(
+                false,
+                "SchemaMissing",
+                format!(
+                    "spec.secrets.schema: ConfigMap {} has no key {}",
+                    schema_ref.name, schema_ref.key
+                ),
             ),
+            None,
         ));
     };
     let schema = match SecretsSchema::parse(text) {
         Ok(s) => s,
         Err(e) => {
-            return Ok(state(
-                false,
-                "InvalidSchema",
-                format!("spec.secrets.schema: {e}"),
+            return Ok((
+                state(false, "InvalidSchema", format!("spec.secrets.schema: {e}")),
+                None,
             ));
         }
     };
@@ -100,6 +243,7 @@ pub async fn reconcile(
                 }
             }
             let outcome = provider.reconcile(current.as_ref(), &urls);
+            let plain = outcome.data.clone();
             let data: BTreeMap<String, ByteString> = outcome
                 .data
                 .into_iter()
@@ -147,24 +291,26 @@ pub async fn reconcile(
                 Some(_) => {}
             }
             let c = outcome.report.condition();
-            Ok(state(c.ready, c.reason, c.message))
+            Ok((state(c.ready, c.reason, c.message), Some(plain)))
         }
         SecretsProvider::Infisical => {
             let Some(spec) = valid.spec.secrets.infisical.as_ref() else {
-                return Ok(state(
-                    false,
-                    "InvalidSpec",
-                    "spec.secrets.infisical is required for provider Infisical",
+                return Ok((
+                    state(
+                        false,
+                        "InvalidSpec",
+                        "spec.secrets.infisical is required for provider Infisical",
+                    ),
+                    None,
                 ));
             };
             let source = InfisicalSource::from_spec(&valid.name, spec);
             let mut obj = match build_infisical_secret(&valid.name, ns, &source) {
                 Ok(o) => o,
                 Err(e) => {
-                    return Ok(state(
-                        false,
-                        "InvalidSpec",
-                        format!("spec.secrets.infisical: {e}"),
+                    return Ok((
+                        state(false, "InvalidSpec", format!("spec.secrets.infisical: {e}")),
+                        None,
                     ));
                 }
             };
@@ -181,42 +327,45 @@ pub async fn reconcile(
             {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {
-                    return Ok(state(
-                        false,
-                        "InfisicalOperatorMissing",
-                        "the InfisicalSecret kind (secrets.infisical.com/v1alpha1) is not installed: install the Infisical operator",
+                    return Ok((
+                        state(
+                            false,
+                            "InfisicalOperatorMissing",
+                            "the InfisicalSecret kind (secrets.infisical.com/v1alpha1) is not installed: install the Infisical operator",
+                        ),
+                        None,
                     ));
                 }
                 Err(e) => return Err(e.into()),
             }
             match secrets.get_opt(&name).await? {
-                None => Ok(state(
-                    false,
-                    "WaitingForSync",
-                    format!("waiting for the Infisical operator to sync Secret {name}"),
+                None => Ok((
+                    state(
+                        false,
+                        "WaitingForSync",
+                        format!("waiting for the Infisical operator to sync Secret {name}"),
+                    ),
+                    None,
                 )),
                 Some(s) => {
                     let errors = validate_synced_secret(&schema, &s);
-                    if errors.is_empty() {
-                        Ok(state(
+                    let st = if errors.is_empty() {
+                        state(
                             true,
                             "Synced",
                             format!(
                                 "Secret {name} is synced from Infisical and matches the schema"
                             ),
-                        ))
+                        )
                     } else {
                         let msg = errors
                             .iter()
                             .map(ToString::to_string)
                             .collect::<Vec<_>>()
                             .join("; ");
-                        Ok(state(
-                            false,
-                            "InvalidValues",
-                            format!("Secret {name}: {msg}"),
-                        ))
-                    }
+                        state(false, "InvalidValues", format!("Secret {name}: {msg}"))
+                    };
+                    Ok((st, Some(crate::secrets::infisical::secret_bytes(&s))))
                 }
             }
         }

@@ -103,6 +103,21 @@ where
     (store, stream)
 }
 
+/// Changes to any ConfigMap (metadata only, nothing cached): an environment's secrets schema
+/// lives in a ConfigMap of the user's, which carries none of the operator's labels.
+pub fn all_config_maps(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Trigger<PartialObjectMeta<ConfigMap>> {
+    watcher(
+        api::<PartialObjectMeta<ConfigMap>>(client, namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .boxed()
+}
+
 pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
     let (deployments, t_deployments) = full::<Deployment>(client, namespace);
     let (jobs, t_jobs) = full::<Job>(client, namespace);

@@ -32,6 +32,7 @@ pub enum Component {
     Dashboard,
     Topology,
     NetworkPolicy,
+    SecretsApi,
 }
 
 impl Component {
@@ -44,6 +45,7 @@ impl Component {
             Component::Dashboard => "dashboard",
             Component::Topology => "topology",
             Component::NetworkPolicy => "network-policy",
+            Component::SecretsApi => "secrets-api",
         }
     }
 
@@ -56,6 +58,7 @@ impl Component {
             Component::Dashboard,
             Component::Topology,
             Component::NetworkPolicy,
+            Component::SecretsApi,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)
@@ -89,6 +92,17 @@ pub mod names {
     /// The Secret holding the application secrets (Local provider).
     pub fn secrets(env: &str) -> String {
         format!("{env}-secrets")
+    }
+    /// `parity secrets-api` (the Infisical-compatible endpoint) and its credentials.
+    pub fn secrets_api(env: &str) -> String {
+        format!("{env}-secrets-api")
+    }
+    pub fn secrets_api_credentials(env: &str) -> String {
+        format!("{env}-secrets-api-credentials")
+    }
+    /// The key of the secrets' rollout hash.
+    pub fn rollout_key(env: &str) -> String {
+        format!("{env}-rollout-key")
     }
     pub fn bootstrap(env: &str, hash: &str) -> String {
         format!("{env}-bootstrap-{hash}")

@@ -12,6 +12,7 @@ mod network_policy;
 mod object;
 pub mod rbac;
 mod render;
+mod secrets_api;
 mod security;
 mod service_account;
 mod topology;
@@ -28,6 +29,11 @@ pub use meta::*;
 pub use network_policy::{dashboard_egress_policy, kms_ingress_policy};
 pub use object::{OWNED_KINDS, Object, owned_api_resource};
 pub use render::{RENDER_PLACEHOLDER_UID, RenderArgs, render_yaml, run};
+pub use secrets_api::{
+    SECRETS_API_CLIENT_ID_KEY, SECRETS_API_CLIENT_SECRET_KEY, SECRETS_DIR, secrets_api_args,
+    secrets_api_client_id, secrets_api_credentials_secret, secrets_api_credentials_secret_with,
+    secrets_api_deployment, secrets_api_service,
+};
 pub use security::{DYNAMODB_LOCAL_UID, NONROOT_UID};
 pub use service_account::service_account;
 pub use topology::{
@@ -36,17 +42,19 @@ pub use topology::{
     topology_data,
 };
 
-use crate::api::{KeyProvider, ValidatedSpec};
+use crate::api::{KeyProvider, SecretsProvider, ValidatedSpec};
 use crate::tier::{Components, DynamoPlacement, TierProfile};
 
 /// Container ports.
 pub const KMS_PORT: i32 = 8080;
 pub const DYNAMODB_PORT: i32 = 8000;
 pub const DASHBOARD_PORT: i32 = 8080;
+pub const SECRETS_API_PORT: i32 = 8095;
 /// Fixed NodePorts (tier Local with `node_ports`), matched by kind-config.yaml.
 pub const DASHBOARD_NODE_PORT: i32 = 30080;
 pub const DYNAMODB_NODE_PORT: i32 = 30800;
 pub const KMS_NODE_PORT: i32 = 30880;
+pub const SECRETS_API_NODE_PORT: i32 = 30895;
 
 /// Where the topology ConfigMap is mounted in every workload.
 pub const TOPOLOGY_DIR: &str = "/etc/parity/topology";
@@ -103,6 +111,8 @@ pub struct Plan {
     /// A DynamoDB Local pod and its bootstrap Job.
     pub dynamodb_pod: bool,
     pub dashboard: bool,
+    /// `parity secrets-api` over the generated secrets (level 3, provider Local, a schema).
+    pub secrets_api: bool,
     pub kms_ingress_policy: bool,
     pub dashboard_egress_policy: bool,
 }
@@ -112,11 +122,17 @@ pub fn plan(env: &ValidatedSpec, profile: &TierProfile) -> Plan {
     let kms = components.keys && env.spec.keys.provider == KeyProvider::Local;
     let dynamodb_pod = components.dynamodb && profile.dynamodb == DynamoPlacement::InCluster;
     let dashboard = components.dashboard && env.spec.dashboard.enabled;
+    let secrets = &env.spec.secrets;
+    let secrets_api = components.sdk_wire
+        && components.secrets
+        && secrets.provider == SecretsProvider::Local
+        && secrets.schema.is_some();
     Plan {
         components,
         kms,
         dynamodb_pod,
         dashboard,
+        secrets_api,
         kms_ingress_policy: kms && profile.isolate_dashboard_from_kms,
         dashboard_egress_policy: dashboard && profile.isolate_dashboard_from_kms,
     }
@@ -134,6 +150,7 @@ pub fn build_all(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext)
         (plan.dynamodb_pod, meta::Component::DynamoDb),
         (plan.dynamodb_pod, meta::Component::Bootstrap),
         (plan.dashboard, meta::Component::Dashboard),
+        (plan.secrets_api, meta::Component::SecretsApi),
     ];
     for (wanted, c) in sa_components {
         if wanted {
@@ -150,6 +167,9 @@ pub fn build_all(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext)
         out.push(Object::Secret(keyring_secret(env)));
         out.push(Object::Secret(kms_credentials_secret(env)));
     }
+    if plan.secrets_api {
+        out.push(Object::Secret(secrets_api_credentials_secret(env)));
+    }
     out.push(Object::ConfigMap(topology_config_map(env, profile, ctx)));
     if plan.kms {
         out.push(Object::Deployment(kms_deployment(env, profile, ctx)));
@@ -163,11 +183,39 @@ pub fn build_all(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext)
         out.push(Object::Service(dynamodb_service(env, profile, ctx)));
         out.push(Object::Job(bootstrap_job(env, profile, ctx)));
     }
+    if plan.secrets_api {
+        out.push(Object::Deployment(secrets_api_deployment(
+            env, profile, ctx,
+        )));
+        out.push(Object::Service(secrets_api_service(env, profile, ctx)));
+    }
     if plan.dashboard {
         out.push(Object::Deployment(dashboard_deployment(env, profile, ctx)));
         out.push(Object::Service(dashboard_service(env, profile, ctx)));
     }
     out
+}
+
+/// Workloads that read `<env>-secrets`: their pod template carries the keyed
+/// [`crate::secrets::ROLLOUT_ANNOTATION`], so they roll when the secrets change.
+pub const READS_SECRETS: &[meta::Component] = &[meta::Component::SecretsApi];
+
+/// Sets an annotation on a workload's pod template (Deployments and Jobs; others unchanged).
+pub fn annotate_pod_template(o: &mut Object, key: &str, value: &str) {
+    let template = match o {
+        Object::Deployment(d) => &mut d.spec.template,
+        Object::Job(j) => match j.spec.as_mut() {
+            Some(s) => &mut s.template,
+            None => return,
+        },
+        _ => return,
+    };
+    template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.to_string(), value.to_string());
 }
 
 /// Replicas of every workload: zero while suspended (data and keys stay).

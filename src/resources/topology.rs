@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::meta::{Component, names, object_meta};
 use super::{
     ALIASES_FILE, BuildContext, DASHBOARD_PORT, DYNAMODB_PORT, ENVIRONMENT_FILE, KMS_PORT,
-    TOPOLOGY_FILE, plan, service_url,
+    SECRETS_API_PORT, TOPOLOGY_FILE, plan, service_url,
 };
 use crate::api::{
     BillingMode, Endpoints, InfisicalSpec, KeyAttribute, KeyProvider, LocalObjectKeyRef,
@@ -115,6 +115,9 @@ pub struct TopologyEndpoints {
     pub kms: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dashboard: Option<String>,
+    /// The Infisical-compatible site URL (`parity secrets-api`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<String>,
 }
 
 /// The key alias of an environment's root key.
@@ -171,6 +174,7 @@ pub fn environment_info(
             dynamodb: ep.dynamodb,
             kms: ep.kms,
             dashboard: ep.dashboard,
+            secrets: ep.secrets,
         },
     }
 }
@@ -209,6 +213,9 @@ pub fn endpoints(env: &ValidatedSpec, profile: &TierProfile, _ctx: &BuildContext
             .dashboard
             .then(|| service_url(env, &names::dashboard(&env.name), DASHBOARD_PORT)),
         topology_config_map: Some(names::topology(&env.name)),
+        secrets: plan
+            .secrets_api
+            .then(|| service_url(env, &names::secrets_api(&env.name), SECRETS_API_PORT)),
     }
 }
 
