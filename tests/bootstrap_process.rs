@@ -280,13 +280,20 @@ fn an_invalid_topology_is_rejected_with_the_field_path_before_connecting() {
     assert!(!run.stderr.contains("waiting for DynamoDB"), "{run:?}");
 }
 
-/// The Job and ConfigMap the operator renders for examples/local.yaml, run for real: the
-/// Job's arguments (endpoint swapped for moto, the mount for a temp file) over the
-/// ConfigMap's topology.yaml create the environment's tables.
+/// The Job and ConfigMap the operator renders for examples/local.yaml (mirroring
+/// examples/staging.yaml), run for real: the Job's arguments (endpoint swapped for moto, the
+/// mount for a temp file) over the ConfigMap's topology.yaml create staging's tables, with
+/// their indexes, TTL and streams.
 #[tokio::test]
 async fn the_operator_rendered_bootstrap_job_creates_the_environment_tables() {
     use serde::Deserialize;
-    let render = parity(&["render", "-f", &repo("examples/local.yaml")]);
+    let render = parity(&[
+        "render",
+        "-f",
+        &repo("examples/local.yaml"),
+        "--mirror-source",
+        &repo("examples/staging.yaml"),
+    ]);
     assert_eq!(render.code, 0, "{render:?}");
     let mut topology_doc = None;
     let mut job_args: Vec<String> = Vec::new();

@@ -1270,3 +1270,130 @@ async fn level_3_serves_secrets_over_infisical_api_and_readers_roll_when_they_ch
         other.resource_version()
     );
 }
+
+fn staging_with_topology(gsi_key: &str) -> Value {
+    json!({
+        "tier": "Staging", "parityLevel": 1,
+        "keys": {"provider": "Kms", "kms": {"keyId": "alias/app", "region": "eu-west-1"}},
+        "dynamodb": {"external": {"endpoint": "https://dynamodb.eu-west-1.amazonaws.com", "region": "eu-west-1"}},
+        "topology": {
+            "tables": [{
+                "name": "orders", "partitionKey": {"name": "pk", "type": "S"},
+                "billingMode": "PROVISIONED",
+                "provisionedThroughput": {"readCapacityUnits": 50, "writeCapacityUnits": 20},
+                "globalSecondaryIndexes": [{
+                    "name": "byCustomer", "partitionKey": {"name": gsi_key, "type": "S"},
+                    "provisionedThroughput": {"readCapacityUnits": 5, "writeCapacityUnits": 5}
+                }],
+                "ttlAttribute": "expiresAt"
+            }],
+            "kmsKeyAliases": ["alias/orders"]
+        }
+    })
+}
+
+#[tokio::test]
+async fn mirrors_copy_staging_tables_and_in_sync_flips_on_drift() {
+    let (ns, _op, envs) = setup("op-mirror").await;
+    envs.create(
+        &PostParams::default(),
+        &env("staging", staging_with_topology("customerId")),
+    )
+    .await
+    .expect("staging");
+    // `copy` declares no tables: it runs staging's, with its overrides.
+    let copy = json!({
+        "tier": "Local", "parityLevel": 1,
+        "mirror": {"from": {"name": "staging"},
+                   "overrides": {"billingMode": "PAY_PER_REQUEST", "tableNamePrefix": "dev-"}}
+    });
+    // `pinned` declares its own copy of today's staging and is told when staging moves on.
+    let pinned = json!({
+        "tier": "CI", "parityLevel": 1,
+        "mirror": {"from": {"name": "staging"}},
+        "topology": staging_with_topology("customerId")["topology"].clone()
+    });
+    for (name, spec) in [("copy", copy), ("pinned", pinned)] {
+        envs.create(&PostParams::default(), &env(name, spec))
+            .await
+            .expect("mirror");
+    }
+    let e = wait_condition(&envs, "copy", "InSync", "True").await;
+    assert_eq!(
+        condition(&e, "InSync").map(|c| c.1),
+        Some("Mirrored".into())
+    );
+    wait_condition(&envs, "copy", "Ready", "True").await;
+    let e = wait_condition(&envs, "pinned", "InSync", "True").await;
+    assert_eq!(condition(&e, "InSync").map(|c| c.1), Some("InSync".into()));
+
+    // The copy's ConfigMap (what its bootstrap Job creates) holds staging's tables, resolved.
+    let topology_of = |name: &'static str| {
+        let cms = ns.api::<ConfigMap>();
+        async move {
+            let cm = cms
+                .get(&format!("{name}-topology"))
+                .await
+                .expect("topology cm");
+            let text = cm.data.expect("data")["topology.yaml"].clone();
+            parity_operator::dynamo::topology::Topology::from_yaml_str(&text).expect("topology")
+        }
+    };
+    let t = topology_of("copy").await;
+    assert_eq!(t.tables.len(), 1);
+    let orders = &t.tables[0];
+    assert_eq!(orders.name, "dev-orders");
+    assert_eq!(orders.provisioned_throughput, None);
+    assert_eq!(orders.ttl_attribute.as_deref(), Some("expiresAt"));
+    assert_eq!(
+        orders.global_secondary_indexes[0].partition_key.name,
+        "customerId"
+    );
+    assert!(t.kms_key_aliases.contains(&"alias/orders".to_string()));
+
+    // Staging changes its index: the copy follows, the pinned one reports exactly that.
+    envs.patch(
+        "staging",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": staging_with_topology("accountId")})),
+    )
+    .await
+    .expect("patch staging");
+    let e = wait_condition(&envs, "pinned", "InSync", "False").await;
+    let status = e.status.expect("status");
+    assert_eq!(status.drift.len(), 1, "{:?}", status.drift);
+    assert_eq!(
+        status.drift[0].path,
+        "tables[orders].globalSecondaryIndexes[byCustomer].partitionKey"
+    );
+    assert_eq!(status.drift[0].expected.as_deref(), Some("accountId (S)"));
+    assert_eq!(status.drift[0].actual.as_deref(), Some("customerId (S)"));
+    // Drift is reported, not fatal: the pinned environment stays Ready.
+    assert_eq!(
+        condition(&envs.get("pinned").await.expect("get"), "Ready").map(|c| c.0),
+        Some("True".into())
+    );
+    until("the copy follows staging", WAIT, || async {
+        let t = topology_of("copy").await;
+        let key = t.tables[0].global_secondary_indexes[0]
+            .partition_key
+            .name
+            .clone();
+        if key == "accountId" { Ok(()) } else { Err(key) }
+    })
+    .await;
+
+    // Deleting the source makes mirroring impossible: said in status, nothing removed.
+    envs.delete("staging", &DeleteParams::default())
+        .await
+        .expect("delete staging");
+    let e = wait_condition(&envs, "copy", "InSync", "False").await;
+    let (_, reason, _) = condition(&e, "InSync").expect("InSync");
+    assert_eq!(reason, "MirrorUnavailable");
+    assert!(
+        ready_message(&e).contains("spec.mirror.from"),
+        "{}",
+        ready_message(&e)
+    );
+    assert_eq!(topology_of("copy").await.tables[0].name, "dev-orders");
+}

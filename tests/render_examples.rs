@@ -9,6 +9,7 @@ use parity_operator::api::{ParityEnvironment, validate};
 fn render(path: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parity"))
         .args(["render", "-f", path, "--image", "example.com/parity:test"])
+        .args(["--mirror-source", "examples/staging.yaml"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run parity render")
@@ -128,6 +129,58 @@ fn invalid_environment_fails_naming_the_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("spec.dashboard.decryption"), "{err}");
     assert!(err.contains("spec.keys.kms.keyId"), "{err}");
+}
+
+#[test]
+fn a_mirror_renders_its_sources_tables_and_needs_the_source() {
+    // With the source: staging's tables, indexes and TTL, with the local override.
+    let d = docs(&render("examples/local.yaml"));
+    let cm = d
+        .iter()
+        .find(|x| x["kind"] == "ConfigMap" && x["metadata"]["name"] == "dev-topology")
+        .expect("topology ConfigMap");
+    let t = parity_operator::dynamo::topology::Topology::from_yaml_str(
+        cm["data"]["topology.yaml"].as_str().expect("topology.yaml"),
+    )
+    .expect("topology");
+    let staging = parity_operator::dynamo::topology::Topology::from_yaml_str(
+        &std::fs::read_to_string(format!(
+            "{}/examples/topology.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("topology.yaml"),
+    )
+    .expect("staging topology");
+    let names = |t: &parity_operator::dynamo::topology::Topology| {
+        t.tables.iter().map(|x| x.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&t), names(&staging));
+    let customers = t.table("customers").expect("customers");
+    assert_eq!(
+        customers.billing_mode,
+        parity_operator::dynamo::topology::BillingMode::PayPerRequest
+    );
+    assert_eq!(customers.global_secondary_indexes[0].name, "byEmail");
+    assert_eq!(
+        t.table("orders").and_then(|o| o.ttl_attribute.as_deref()),
+        Some("expiresAt")
+    );
+    // The aliases staging's code uses answer locally too.
+    assert!(t.kms_key_aliases.contains(&"alias/orders".to_string()));
+
+    // Without it, nothing is rendered and the error says what to do.
+    let out = Command::new(env!("CARGO_BIN_EXE_parity"))
+        .args(["render", "-f", "examples/local.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run parity render");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.mirror.from") && err.contains("--mirror-source"),
+        "{err}"
+    );
 }
 
 #[test]

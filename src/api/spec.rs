@@ -63,6 +63,9 @@ const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
     validation = Rule::new("self.tier != 'Staging' || (has(self.keys) && has(self.keys.provider) && self.keys.provider == 'Kms')")
         .message("spec.keys.provider must be Kms when spec.tier is Staging (staging holds no local root key): set spec.keys.provider to Kms and spec.keys.kms.keyId")
         .field_path(".keys.provider"),
+    validation = Rule::new("!has(self.topology) || !has(self.dynamodb) || !has(self.dynamodb.tables) || size(self.dynamodb.tables) == 0")
+        .message("spec.topology and spec.dynamodb.tables both declare tables: keep one (spec.topology also holds indexes, TTL and streams)")
+        .field_path(".topology"),
     validation = Rule::new("self.tier != 'Staging' || !has(self.mirror)")
         .message("spec.mirror is not allowed when spec.tier is Staging (Staging is the source that others mirror): remove spec.mirror")
         .field_path(".mirror"),
@@ -82,6 +85,13 @@ pub struct ParityEnvironmentSpec {
     /// Copy the topology (tables, key aliases, secret names) of a Staging environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorSpec>,
+
+    /// The data tier in full (tables with keys, indexes, TTL and streams; KMS key aliases;
+    /// secret names), as `parity capture` writes it. Instead of spec.dynamodb.tables. A
+    /// mirroring environment that declares one keeps it and reports how it differs from
+    /// its source (condition InSync, status.drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<crate::dynamo::topology::Topology>,
 
     /// DynamoDB: DynamoDB Local in the cluster (Local, CI) or an external endpoint (Staging).
     #[serde(default)]
@@ -138,6 +148,14 @@ impl Tier {
 pub struct MirrorSpec {
     /// The Staging ParityEnvironment to copy the topology from.
     pub from: ObjectRef,
+    /// What this environment changes in the copy (billing mode, a table name prefix);
+    /// everything else is copied as is.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub overrides: crate::dynamo::mirror::Overrides,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    v == &T::default()
 }
 
 /// A reference to a ParityEnvironment, in this namespace unless `namespace` is set.

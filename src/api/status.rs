@@ -233,6 +233,22 @@ pub struct DriftEntry {
     pub actual: Option<String>,
 }
 
+impl DriftEntry {
+    /// One entry, each field cut to the schema's 255 bytes.
+    pub fn new(path: &str, expected: &str, actual: &str) -> DriftEntry {
+        let cut = |s: &str| {
+            let mut s = s.to_string();
+            truncate_utf8(&mut s, 255);
+            s
+        };
+        DriftEntry {
+            path: cut(path),
+            expected: Some(cut(expected)),
+            actual: Some(cut(actual)),
+        }
+    }
+}
+
 fn truncate_utf8(s: &mut String, max: usize) {
     if s.len() > max {
         let mut end = max;

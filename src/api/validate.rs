@@ -59,6 +59,9 @@ pub struct ValidatedSpec {
     pub persistence: PersistenceMode,
     pub ttl: Option<Duration>,
     pub rotation_period: Option<Duration>,
+    /// The mirror source's topology with spec.mirror.overrides applied, once the controller
+    /// has read the source (`None` before, and for environments that do not mirror).
+    pub mirrored: Option<crate::dynamo::topology::Topology>,
 }
 
 impl ValidatedSpec {
@@ -262,6 +265,23 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
         ));
     }
 
+    if let Some(t) = &spec.topology {
+        if !spec.dynamodb.tables.is_empty() {
+            errors.push(FieldError::new(
+                "spec.topology",
+                "and spec.dynamodb.tables both declare tables: keep one (spec.topology also holds indexes, TTL and streams)",
+            ));
+        }
+        if let Err(e) = t.validate() {
+            for f in e.errors() {
+                errors.push(FieldError::new(
+                    format!("spec.topology.{}", f.path),
+                    f.message,
+                ));
+            }
+        }
+    }
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -280,6 +300,7 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
         spec: spec.clone(),
         ttl,
         rotation_period,
+        mirrored: None,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod conditions;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod mirror;
 mod reconcile;
 mod secrets;
 pub mod stores;
@@ -67,6 +68,23 @@ pub fn reading_schema(
                 .schema
                 .as_ref()
                 .is_some_and(|s| s.name == name)
+        })
+        .map(|e| ObjectRef::from_obj(e.as_ref()))
+        .collect()
+}
+
+/// The environments mirroring `namespace/name`: a change of the source re-evaluates them.
+pub fn mirroring(
+    envs: &[Arc<ParityEnvironment>],
+    namespace: Option<&str>,
+    name: &str,
+) -> Vec<ObjectRef<ParityEnvironment>> {
+    envs.iter()
+        .filter(|e| {
+            e.spec.mirror.as_ref().is_some_and(|m| {
+                m.from.name == name
+                    && m.from.namespace.as_deref().or(e.namespace().as_deref()) == namespace
+            })
         })
         .map(|e| ObjectRef::from_obj(e.as_ref()))
         .collect()
@@ -164,12 +182,21 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let controller = Controller::new(envs, watcher::Config::default());
     let env_store = controller.store();
     let schema_changes = stores::all_config_maps(&client, args.watch_namespace.as_deref());
+    let source_changes = stores::all_environments(&client, args.watch_namespace.as_deref());
+    let mirrors_store = env_store.clone();
     let controller = controller
         .watches_stream(schema_changes, move |cm| {
             reading_schema(
                 &env_store.state(),
                 cm.namespace().as_deref(),
                 &cm.name_any(),
+            )
+        })
+        .watches_stream(source_changes, move |src| {
+            mirroring(
+                &mirrors_store.state(),
+                src.namespace().as_deref(),
+                &src.name_any(),
             )
         })
         .owns_stream(triggers.deployments)
@@ -253,5 +280,34 @@ mod tests {
             .collect();
         assert_eq!(hits, ["one"]);
         assert!(reading_schema(&envs, Some("c"), "schema").is_empty());
+    }
+
+    #[test]
+    fn a_source_maps_to_the_environments_mirroring_it() {
+        let mirror = |ns: &str, name: &str, from: serde_json::Value| {
+            Arc::new(
+                serde_json::from_value::<ParityEnvironment>(serde_json::json!({
+                    "apiVersion": "parity.dev/v1alpha1", "kind": "ParityEnvironment",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"tier": "Local", "mirror": {"from": from}}
+                }))
+                .expect("environment"),
+            )
+        };
+        let envs = [
+            mirror("a", "same-ns", serde_json::json!({"name": "staging"})),
+            mirror(
+                "b",
+                "other-ns",
+                serde_json::json!({"name": "staging", "namespace": "a"}),
+            ),
+            mirror("b", "not-it", serde_json::json!({"name": "staging"})),
+            env("a", "plain", None),
+        ];
+        let hits: Vec<String> = mirroring(&envs, Some("a"), "staging")
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(hits, ["same-ns", "other-ns"]);
     }
 }

@@ -80,6 +80,33 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         return Ok(Action::await_change());
     }
 
+    // mirror: read the source and resolve its topology before building; an unusable source
+    // changes nothing (the last applied topology stays) and is reported.
+    let mut valid = valid;
+    let source = match &valid.spec.mirror {
+        Some(m) => {
+            let src_ns = m.from.namespace.as_deref().unwrap_or(&ns);
+            Api::<ParityEnvironment>::namespaced(ctx.client.clone(), src_ns)
+                .get_opt(&m.from.name)
+                .await?
+        }
+        None => None,
+    };
+    let mirrored = match super::mirror::evaluate(&valid, source.as_ref()) {
+        Ok(m) => m,
+        Err(e) => {
+            let conds = conditions::failed(
+                "MirrorUnavailable",
+                format!("{}: {}", e.field, e.reason),
+                Some(ConditionType::InSync),
+                env.meta().generation,
+            );
+            write_conditions(env, ctx, &envs, conds).await?;
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
+    };
+    valid.mirrored = mirrored.resolved.clone();
+
     // build (pure)
     let profile = valid.profile;
     let plan = resources::plan(&valid, profile);
@@ -227,23 +254,14 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         dashboard_needed: plan.dashboard,
         dashboard_available,
         secrets: secrets_state,
-        in_sync: match &valid.spec.mirror {
-            None => (true, "NotMirrored".into(), "spec.mirror is not set".into()),
-            Some(m) => (
-                true,
-                "MirrorPending".into(),
-                format!(
-                    "mirroring {}; drift detection is not enabled yet",
-                    m.from.name
-                ),
-            ),
-        },
+        in_sync: mirrored.in_sync,
     };
     let mut status = env.status.clone().unwrap_or_default();
     status.observed_generation = env.meta().generation;
     status.endpoints = endpoints;
     status.expires_at = valid.expires_at();
     status.keys = keyring.as_ref().map(keys_status);
+    status.drift = mirrored.drift;
     set_all(
         &mut status,
         conditions::compute(&observed, env.meta().generation),

@@ -118,6 +118,21 @@ pub fn all_config_maps(
     .boxed()
 }
 
+/// Changes to any environment (a mirror source), as the controller's trigger input.
+pub fn all_environments(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Trigger<PartialObjectMeta<crate::api::ParityEnvironment>> {
+    let api: Api<PartialObjectMeta<crate::api::ParityEnvironment>> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .touched_objects()
+        .boxed()
+}
+
 pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
     let (deployments, t_deployments) = full::<Deployment>(client, namespace);
     let (jobs, t_jobs) = full::<Job>(client, namespace);

@@ -24,6 +24,29 @@ fn key(k: &api::KeyAttribute) -> KeyAttribute {
     }
 }
 
+/// A CRD `spec.dynamodb.tables` entry as a topology table; `streams` adds a
+/// NEW_AND_OLD_IMAGES stream (parity level 2+, the dashboard's live feed).
+pub fn table_from_spec(t: &api::TableSpec, streams: bool) -> Table {
+    Table {
+        name: t.name.clone(),
+        partition_key: key(&t.partition_key),
+        sort_key: t.sort_key.as_ref().map(key),
+        billing_mode: match t.billing_mode {
+            api::BillingMode::PayPerRequest => BillingMode::PayPerRequest,
+            api::BillingMode::Provisioned => BillingMode::Provisioned,
+        },
+        provisioned_throughput: t.provisioned.as_ref().map(|p| Throughput {
+            read_capacity_units: p.read_capacity_units,
+            write_capacity_units: p.write_capacity_units,
+        }),
+        global_secondary_indexes: Vec::new(),
+        local_secondary_indexes: Vec::new(),
+        ttl_attribute: None,
+        stream_view_type: streams.then_some(StreamViewType::NewAndOldImages),
+        point_in_time_recovery: false,
+    }
+}
+
 /// Converts the document; `streams: true` (parity level 2+, the dashboard's live feed) means
 /// a NEW_AND_OLD_IMAGES stream on every table.
 pub fn from_operator_document(v: &serde_yaml::Value) -> Result<Topology, TopologyError> {
@@ -44,27 +67,7 @@ pub fn from_operator_document(v: &serde_yaml::Value) -> Result<Topology, Topolog
             .map_err(|e| parse_err("keys.aliases".into(), e.to_string()))?,
     };
     let topology = Topology {
-        tables: tables
-            .iter()
-            .map(|t| Table {
-                name: t.name.clone(),
-                partition_key: key(&t.partition_key),
-                sort_key: t.sort_key.as_ref().map(key),
-                billing_mode: match t.billing_mode {
-                    api::BillingMode::PayPerRequest => BillingMode::PayPerRequest,
-                    api::BillingMode::Provisioned => BillingMode::Provisioned,
-                },
-                provisioned_throughput: t.provisioned.as_ref().map(|p| Throughput {
-                    read_capacity_units: p.read_capacity_units,
-                    write_capacity_units: p.write_capacity_units,
-                }),
-                global_secondary_indexes: Vec::new(),
-                local_secondary_indexes: Vec::new(),
-                ttl_attribute: None,
-                stream_view_type: streams.then_some(StreamViewType::NewAndOldImages),
-                point_in_time_recovery: false,
-            })
-            .collect(),
+        tables: tables.iter().map(|t| table_from_spec(t, streams)).collect(),
         kms_key_aliases: aliases,
         secret_names: Vec::new(),
     };

@@ -38,7 +38,7 @@ pub use security::{DYNAMODB_LOCAL_UID, NONROOT_UID};
 pub use service_account::service_account;
 pub use topology::{
     EnvironmentInfo, LOCAL_REGION, Topology, TopologyEndpoints, TopologyKeys, TopologySecrets,
-    TopologyTable, endpoints, environment_info, root_key_alias, topology, topology_config_map,
+    declared_topology, endpoints, environment_info, root_key_alias, topology, topology_config_map,
     topology_data,
 };
 

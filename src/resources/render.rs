@@ -27,17 +27,21 @@ pub struct RenderArgs {
     /// Expose Services on the fixed NodePorts where the tier allows it (kind).
     #[arg(long)]
     pub node_ports: bool,
+    /// File with the environment(s) that spec.mirror.from names (e.g. staging.yaml), so a
+    /// mirroring environment renders with its source's tables, as the operator would.
+    /// Environments in -f itself are sources too.
+    #[arg(long)]
+    pub mirror_source: Option<PathBuf>,
 }
 
-/// Renders the environments in `yaml` as a YAML stream. Errors name the document and field.
-pub fn render_yaml(
+/// The ParityEnvironments of a YAML stream (with their 1-based document numbers), the
+/// namespace filled in when given.
+fn environments(
     yaml: &str,
     source: &str,
-    namespace: &str,
-    ctx: &BuildContext,
-) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut problems = Vec::new();
+    namespace: Option<&str>,
+) -> anyhow::Result<Vec<(usize, ParityEnvironment)>> {
+    let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
         let value = serde_yaml::Value::deserialize(doc)
             .with_context(|| format!("{source}: document {}: not YAML", i + 1))?;
@@ -50,13 +54,68 @@ pub fn render_yaml(
         let mut env: ParityEnvironment = serde_yaml::from_value(value)
             .with_context(|| format!("{source}: document {}: not a ParityEnvironment", i + 1))?;
         if env.metadata.namespace.is_none() {
-            env.metadata.namespace = Some(namespace.to_string());
+            env.metadata.namespace = namespace.map(str::to_string);
         }
         if env.metadata.uid.is_none() {
             env.metadata.uid = Some(RENDER_PLACEHOLDER_UID.to_string());
         }
+        out.push((i + 1, env));
+    }
+    Ok(out)
+}
+
+/// The source spec.mirror.from names, among `candidates`: by name, and by namespace when
+/// both the reference and the candidate give one (a source file without namespaces
+/// stands for whichever namespace it is applied to).
+fn find_source<'a>(
+    env: &ParityEnvironment,
+    candidates: &'a [ParityEnvironment],
+) -> Option<&'a ParityEnvironment> {
+    let from = &env.spec.mirror.as_ref()?.from;
+    candidates.iter().find(|c| {
+        c.metadata.name.as_deref() == Some(from.name.as_str())
+            && from
+                .namespace
+                .as_ref()
+                .zip(c.metadata.namespace.as_ref())
+                .is_none_or(|(want, have)| want == have)
+    })
+}
+
+/// Renders the environments in `yaml` as a YAML stream. Errors name the document and field.
+/// `sources` (and the environments of `yaml` itself) resolve spec.mirror.
+pub fn render_yaml(
+    yaml: &str,
+    source: &str,
+    namespace: &str,
+    ctx: &BuildContext,
+    sources: &[ParityEnvironment],
+) -> anyhow::Result<String> {
+    let envs = environments(yaml, source, Some(namespace))?;
+    let candidates: Vec<ParityEnvironment> = envs
+        .iter()
+        .map(|(_, e)| e)
+        .chain(sources)
+        .cloned()
+        .collect();
+    let mut out = String::new();
+    let mut problems = Vec::new();
+    for (doc, env) in &envs {
         let name = env.metadata.name.clone().unwrap_or_default();
-        match validate(&env) {
+        let valid = validate(env).and_then(|mut valid| {
+            if valid.spec.mirror.is_some() {
+                let m = crate::controller::mirror::evaluate(&valid, find_source(env, &candidates))
+                    .map_err(|e| {
+                        vec![crate::api::FieldError::new(
+                            e.field,
+                            format!("{} (give the source with --mirror-source FILE)", e.reason),
+                        )]
+                    })?;
+                valid.mirrored = m.resolved;
+            }
+            Ok(valid)
+        });
+        match valid {
             Ok(valid) => {
                 for obj in build_all(&valid, valid.profile, ctx) {
                     out.push_str("---\n");
@@ -65,7 +124,7 @@ pub fn render_yaml(
             }
             Err(errors) => {
                 for e in errors {
-                    problems.push(format!("  {source}: document {} ({name}): {e}", i + 1));
+                    problems.push(format!("  {source}: document {doc} ({name}): {e}"));
                 }
             }
         }
@@ -92,6 +151,20 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         image_pull_policy: None,
         node_ports: args.node_ports,
     };
-    print!("{}", render_yaml(&yaml, &source, &args.namespace, &ctx)?);
+    let sources = match &args.mirror_source {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read {}", path.display()))?;
+            environments(&text, &path.display().to_string(), None)?
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    print!(
+        "{}",
+        render_yaml(&yaml, &source, &args.namespace, &ctx, &sources)?
+    );
     Ok(())
 }

@@ -377,10 +377,13 @@ fn topology_lists_tables_aliases_and_secret_names() {
     let env = ci(2);
     let t = topology(&env, env.profile, &ctx);
     assert_eq!(t.tables.len(), 1);
-    assert_eq!(t.tables[0].billing_mode, "PAY_PER_REQUEST");
     assert_eq!(
-        t.tables[0].stream_view_type.as_deref(),
-        Some("NEW_AND_OLD_IMAGES")
+        t.tables[0].billing_mode,
+        crate::dynamo::topology::BillingMode::PayPerRequest
+    );
+    assert_eq!(
+        t.tables[0].stream_view_type,
+        Some(crate::dynamo::topology::StreamViewType::NewAndOldImages)
     );
     assert_eq!(t.kms_key_aliases, vec!["alias/parity/ci-42".to_string()]);
     assert_eq!(t.secret_names, vec!["ci-42-secrets".to_string()]);

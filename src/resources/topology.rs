@@ -12,61 +12,19 @@ use super::{
     SECRETS_API_PORT, TOPOLOGY_FILE, plan, service_url,
 };
 use crate::api::{
-    BillingMode, Endpoints, InfisicalSpec, KeyAttribute, KeyProvider, LocalObjectKeyRef,
-    ProvisionedThroughput, SecretsProvider, TableSpec, Tier, ValidatedSpec,
+    Endpoints, InfisicalSpec, KeyProvider, LocalObjectKeyRef, ParityEnvironmentSpec,
+    SecretsProvider, Tier, ValidatedSpec,
 };
+use crate::dynamo::operator_doc::table_from_spec;
+use crate::dynamo::topology::StreamViewType;
 use crate::tier::TierProfile;
 
 /// The region DynamoDB Local and the local key service answer for.
 pub const LOCAL_REGION: &str = "us-east-1";
 
-/// `topology.yaml`: the resolved topology in the document format `parity bootstrap`,
-/// `parity dynamo capture` and mirroring share (src/dynamo/topology.rs): tables, key aliases,
-/// secret names.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Topology {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tables: Vec<TopologyTable>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub kms_key_aliases: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secret_names: Vec<String>,
-}
-
-/// One table in the topology document (DynamoDB's own spellings for enums).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct TopologyTable {
-    pub name: String,
-    pub partition_key: KeyAttribute,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_key: Option<KeyAttribute>,
-    /// `PAY_PER_REQUEST` or `PROVISIONED`.
-    pub billing_mode: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provisioned_throughput: Option<ProvisionedThroughput>,
-    /// `NEW_AND_OLD_IMAGES` when streams are on (parity level >= 2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_view_type: Option<String>,
-}
-
-impl TopologyTable {
-    fn from_spec(t: &TableSpec, streams: bool) -> TopologyTable {
-        TopologyTable {
-            name: t.name.clone(),
-            partition_key: t.partition_key.clone(),
-            sort_key: t.sort_key.clone(),
-            billing_mode: match t.billing_mode {
-                BillingMode::PayPerRequest => "PAY_PER_REQUEST",
-                BillingMode::Provisioned => "PROVISIONED",
-            }
-            .to_string(),
-            provisioned_throughput: t.provisioned.clone(),
-            stream_view_type: streams.then(|| "NEW_AND_OLD_IMAGES".to_string()),
-        }
-    }
-}
+/// `topology.yaml` holds the environment's [`Topology`] in the document format
+/// `parity bootstrap`, `capture`, `diff` and the dashboard read (src/dynamo/topology.rs).
+pub use crate::dynamo::topology::Topology;
 
 /// `environment.yaml`: what the environment is and where its services answer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -125,23 +83,49 @@ pub fn root_key_alias(env: &str) -> String {
     format!("alias/parity/{env}")
 }
 
+/// What an environment itself declares about its data tier: spec.topology, or
+/// spec.dynamodb.tables (no streams: those follow the parity level), or nothing.
+pub fn declared_topology(spec: &ParityEnvironmentSpec) -> Option<Topology> {
+    if let Some(t) = &spec.topology {
+        return Some(t.clone());
+    }
+    (!spec.dynamodb.tables.is_empty()).then(|| Topology {
+        tables: spec
+            .dynamodb
+            .tables
+            .iter()
+            .map(|t| table_from_spec(t, false))
+            .collect(),
+        ..Topology::default()
+    })
+}
+
+/// The topology the environment runs: its own declaration, else (mirroring) its source's
+/// with the overrides applied; tables only from parity level 1, streams on every table from
+/// level 2 (the dashboard's live feed), and the root key alias and the secrets' Secret name
+/// always listed.
 pub fn topology(env: &ValidatedSpec, profile: &TierProfile, _ctx: &BuildContext) -> Topology {
     let c = plan(env, profile).components;
-    let streams = c.dynamodb && c.streams;
-    Topology {
-        tables: if c.dynamodb {
-            env.spec
-                .dynamodb
-                .tables
-                .iter()
-                .map(|t| TopologyTable::from_spec(t, streams))
-                .collect()
-        } else {
-            Vec::new()
-        },
-        kms_key_aliases: vec![root_key_alias(&env.name)],
-        secret_names: vec![names::secrets(&env.name)],
+    let mut t = declared_topology(&env.spec)
+        .or_else(|| env.mirrored.clone())
+        .unwrap_or_default();
+    if !c.dynamodb {
+        t.tables.clear();
     }
+    if c.dynamodb && c.streams {
+        for table in &mut t.tables {
+            table
+                .stream_view_type
+                .get_or_insert(StreamViewType::NewAndOldImages);
+        }
+    }
+    let first = |list: &mut Vec<String>, item: String| {
+        list.retain(|a| a != &item);
+        list.insert(0, item);
+    };
+    first(&mut t.kms_key_aliases, root_key_alias(&env.name));
+    first(&mut t.secret_names, names::secrets(&env.name));
+    t
 }
 
 pub fn environment_info(
@@ -238,7 +222,13 @@ pub fn topology_data(
         ),
         (
             ALIASES_FILE.to_string(),
-            format!("{}\n", root_key_alias(&env.name)),
+            // Every alias the topology names resolves to the root key locally, so code that
+            // says `alias/orders` in staging works unchanged.
+            topology(env, profile, ctx)
+                .kms_key_aliases
+                .iter()
+                .map(|a| format!("{a}\n"))
+                .collect(),
         ),
     ])
 }
