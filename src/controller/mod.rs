@@ -5,6 +5,7 @@
 pub mod conditions;
 pub mod http;
 pub mod leader;
+pub mod live;
 pub mod metrics;
 pub mod mirror;
 mod reconcile;
@@ -51,6 +52,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub stores: stores::Stores,
     pub applied: Mutex<HashMap<AppliedKey, AppliedVersion>>,
+    /// `--live-drift`: compare tables with the live ones.
+    pub live: Option<live::LiveCheck>,
 }
 
 /// The environments whose secrets schema is the ConfigMap `namespace/name`: a schema change
@@ -121,6 +124,18 @@ pub struct OperatorArgs {
     /// Reconciles running at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: u16,
+    /// Compare each environment's tables with DescribeTable at its DynamoDB endpoint
+    /// (condition InSync, status.drift). Needs the operator to reach the endpoints: in the
+    /// cluster, and with AWS credentials for Staging's external endpoint.
+    #[arg(long, env = "PARITY_LIVE_DRIFT")]
+    pub live_drift: bool,
+    /// Seconds between live checks of a converged environment.
+    #[arg(long, env = "PARITY_LIVE_DRIFT_INTERVAL", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub live_drift_interval: u64,
+    /// Credentials for live checks of external (Staging) endpoints: read-only calls.
+    #[command(flatten)]
+    pub aws: crate::dynamo::connect::AwsArgs,
 }
 
 fn error_policy(_env: Arc<ParityEnvironment>, error: &Error, _ctx: Arc<Context>) -> Action {
@@ -177,6 +192,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         ),
         stores: stores.clone(),
         applied: Mutex::new(HashMap::new()),
+        live: args.live_drift.then(|| live::LiveCheck {
+            aws: args.aws.clone(),
+            interval: Duration::from_secs(args.live_drift_interval),
+        }),
     });
 
     let controller = Controller::new(envs, watcher::Config::default());

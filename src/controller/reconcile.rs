@@ -224,6 +224,36 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         );
     }
 
+    // drift: a mirror's declared tables against its source, then (--live-drift) the tables
+    // the environment should have against DescribeTable at its endpoint, once it has them.
+    let (mut in_sync, mut drift) = (mirrored.in_sync, mirrored.drift);
+    let mut live_checked = None;
+    if let Some(live) = &ctx.live
+        && plan.components.dynamodb
+        && !valid.spec.suspend
+        && let Some(endpoint) = endpoints.dynamodb.as_deref()
+    {
+        let external = !plan.dynamodb_pod;
+        if external || dynamo_ok {
+            // Staging's own tables are compared as declared: the parity level's streams are
+            // for in-cluster copies only.
+            let expected = if external {
+                resources::declared_topology(&valid.spec).unwrap_or_default()
+            } else {
+                resources::topology(&valid, profile, &ctx.build)
+            };
+            let target = super::live::Target {
+                endpoint,
+                region: resources::region(&valid),
+                external,
+                expected: &expected,
+            };
+            let result = super::live::check(live, &target).await;
+            (in_sync, drift) = super::live::merge((in_sync, drift), endpoint, result);
+            live_checked = Some(live.interval);
+        }
+    }
+
     // status
     let observed = Observed {
         suspended: valid.spec.suspend,
@@ -254,14 +284,14 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         dashboard_needed: plan.dashboard,
         dashboard_available,
         secrets: secrets_state,
-        in_sync: mirrored.in_sync,
+        in_sync,
     };
     let mut status = env.status.clone().unwrap_or_default();
     status.observed_generation = env.meta().generation;
     status.endpoints = endpoints;
     status.expires_at = valid.expires_at();
     status.keys = keyring.as_ref().map(keys_status);
-    status.drift = mirrored.drift;
+    status.drift = drift;
     set_all(
         &mut status,
         conditions::compute(&observed, env.meta().generation),
@@ -279,6 +309,10 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     } else {
         RESYNC
     };
+    if let Some(interval) = live_checked {
+        // Live tables are not watched: look again on the live-check interval.
+        next = next.min(interval);
+    }
     if valid.spec.secrets.provider == SecretsProvider::Infisical {
         // The Infisical operator rewrites `<env>-secrets` (unlabelled, so not watched) on its
         // own resync, a minute by default: look as often, to roll readers promptly.

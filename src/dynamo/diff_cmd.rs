@@ -60,7 +60,7 @@ fn load(path: &Path) -> anyhow::Result<Topology> {
 /// The live counterpart of `declared`: the same tables read from the endpoint. What
 /// DynamoDB cannot show (aliases, secret names; TTL or backups on emulators without those
 /// APIs) is taken from `declared` so it does not show up as drift.
-async fn live_topology(
+pub async fn live_topology(
     endpoint: &str,
     aws: &AwsArgs,
     declared: &Topology,

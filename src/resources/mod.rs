@@ -38,8 +38,8 @@ pub use security::{DYNAMODB_LOCAL_UID, NONROOT_UID};
 pub use service_account::service_account;
 pub use topology::{
     EnvironmentInfo, LOCAL_REGION, Topology, TopologyEndpoints, TopologyKeys, TopologySecrets,
-    declared_topology, endpoints, environment_info, root_key_alias, topology, topology_config_map,
-    topology_data,
+    declared_topology, endpoints, environment_info, region, root_key_alias, topology,
+    topology_config_map, topology_data,
 };
 
 use crate::api::{KeyProvider, SecretsProvider, ValidatedSpec};

@@ -164,7 +164,7 @@ pub fn environment_info(
 }
 
 /// The region apps use: the external DynamoDB's, the KMS key's, or the local one.
-pub(super) fn region(env: &ValidatedSpec) -> String {
+pub fn region(env: &ValidatedSpec) -> String {
     let spec = &env.spec;
     spec.dynamodb
         .external

@@ -23,6 +23,17 @@ impl Operator {
         identity: &str,
         kubeconfig: Option<&std::path::Path>,
     ) -> Operator {
+        Operator::start_with(namespace, identity, kubeconfig, &[], &[])
+    }
+
+    /// [`Operator::start`] with extra flags and environment variables.
+    pub fn start_with(
+        namespace: &str,
+        identity: &str,
+        kubeconfig: Option<&std::path::Path>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Operator {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join(format!("{identity}.log"));
         let file = std::fs::File::create(&log).expect("log file");
@@ -42,6 +53,8 @@ impl Operator {
             "--metrics-addr",
             &format!("127.0.0.1:{port}"),
         ])
+        .args(args)
+        .envs(envs.iter().copied())
         .env("RUST_LOG", "info,parity_operator=debug")
         .stdout(Stdio::null())
         .stderr(Stdio::from(file));

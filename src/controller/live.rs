@@ -1,0 +1,180 @@
+//! Live drift (`--live-drift`): the tables an environment should have, compared with what
+//! DescribeTable says at its DynamoDB endpoint. In the cluster the operator reaches every
+//! DynamoDB Local Service; for Staging it reads the real account with its own credentials
+//! (read-only calls). Unreachable endpoints are reported, never fatal.
+
+use std::time::Duration;
+
+use crate::api::{DriftEntry, MAX_DRIFT_ENTRIES};
+use crate::dynamo::connect::AwsArgs;
+use crate::dynamo::diff_cmd::live_topology;
+use crate::dynamo::drift::{Drift, TRUNCATED_PATH, diff};
+use crate::dynamo::topology::Topology;
+
+use super::mirror::SyncState;
+
+/// Settings from the operator's flags.
+#[derive(Clone, Debug)]
+pub struct LiveCheck {
+    /// Credentials and region for external (Staging) endpoints; DynamoDB Local accepts any.
+    pub aws: AwsArgs,
+    /// How often a converged environment is looked at again (live tables are not watched).
+    pub interval: Duration,
+}
+
+/// Where and what to compare.
+pub struct Target<'a> {
+    pub endpoint: &'a str,
+    pub region: String,
+    /// External endpoints are signed with the operator's credentials.
+    pub external: bool,
+    pub expected: &'a Topology,
+}
+
+/// Every call is bounded: a slow or unreachable endpoint costs at most this per reconcile.
+const BUDGET: Duration = Duration::from_secs(5);
+
+/// The live differences, or why the tables could not be read.
+pub async fn check(live: &LiveCheck, target: &Target<'_>) -> Result<Vec<Drift>, String> {
+    let mut aws = if target.external {
+        live.aws.clone()
+    } else {
+        AwsArgs::default()
+    };
+    aws.region = target.region.clone();
+    let read = live_topology(target.endpoint, &aws, target.expected, false);
+    match tokio::time::timeout(BUDGET, read).await {
+        Err(_) => Err(format!("no answer within {}s", BUDGET.as_secs())),
+        // The SDK's error chain names the operation and the cause; never a credential.
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Ok(Ok(actual)) => Ok(diff(target.expected, &actual)),
+    }
+}
+
+/// Folds the live result into InSync and status.drift (pure). Declared drift (a mirror's)
+/// comes first; live entries have paths prefixed `live.`.
+pub fn merge(
+    declared: (SyncState, Vec<DriftEntry>),
+    endpoint: &str,
+    live: Result<Vec<Drift>, String>,
+) -> (SyncState, Vec<DriftEntry>) {
+    let ((ok, reason, message), mut drift) = declared;
+    match live {
+        Err(why) => {
+            let mut why = why;
+            why.truncate(300);
+            (
+                (
+                    ok,
+                    reason,
+                    format!("{message}; live tables at {endpoint} not checked: {why}"),
+                ),
+                drift,
+            )
+        }
+        Ok(live) if live.is_empty() => {
+            let (reason, message) = if reason == "NotMirrored" {
+                (
+                    "LiveInSync".to_string(),
+                    format!("the live tables at {endpoint} match the declared ones"),
+                )
+            } else {
+                (
+                    reason,
+                    format!("{message}; the live tables at {endpoint} match"),
+                )
+            };
+            ((ok, reason, message), drift)
+        }
+        Ok(live) => {
+            let count = live.iter().filter(|d| d.path != TRUNCATED_PATH).count();
+            let first = &live[0];
+            let summary = format!(
+                "{count} difference(s) between the declared tables and the live ones at {endpoint}; first: {}: expected {}, actual {}",
+                first.path, first.expected, first.actual
+            );
+            let room = MAX_DRIFT_ENTRIES.saturating_sub(drift.len());
+            drift.extend(
+                live.iter()
+                    .take(room)
+                    .map(|d| DriftEntry::new(&format!("live.{}", d.path), &d.expected, &d.actual)),
+            );
+            let (reason, message) = if ok {
+                ("LiveDrift".to_string(), summary)
+            } else {
+                (reason, format!("{message}; {summary}"))
+            };
+            ((false, reason, message), drift)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(ok: bool, reason: &str) -> (SyncState, Vec<DriftEntry>) {
+        ((ok, reason.into(), "m".into()), Vec::new())
+    }
+
+    fn drift(path: &str) -> Drift {
+        Drift {
+            path: path.into(),
+            expected: "present".into(),
+            actual: "(absent)".into(),
+        }
+    }
+
+    #[test]
+    fn live_drift_turns_in_sync_false_and_is_listed_after_declared_drift() {
+        let ((ok, reason, msg), d) = merge(
+            state(true, "NotMirrored"),
+            "http://x",
+            Ok(vec![drift("tables[a]")]),
+        );
+        assert!(!ok);
+        assert_eq!(reason, "LiveDrift");
+        assert!(
+            msg.contains("1 difference(s)") && msg.contains("tables[a]"),
+            "{msg}"
+        );
+        assert_eq!(
+            d,
+            [DriftEntry::new("live.tables[a]", "present", "(absent)")]
+        );
+
+        let declared = (
+            (false, "Drifted".to_string(), "m".to_string()),
+            vec![DriftEntry::new("tables[b]", "x", "y")],
+        );
+        let ((ok, reason, _), d) = merge(declared, "http://x", Ok(vec![drift("tables[a]")]));
+        assert!(!ok);
+        assert_eq!(reason, "Drifted");
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].path, "tables[b]");
+    }
+
+    #[test]
+    fn a_match_or_an_unreachable_endpoint_keeps_the_declared_verdict() {
+        let ((ok, reason, msg), _) = merge(state(true, "NotMirrored"), "http://x", Ok(vec![]));
+        assert!(ok);
+        assert_eq!(reason, "LiveInSync");
+        assert!(msg.contains("match"));
+        let ((ok, reason, msg), _) = merge(state(true, "Mirrored"), "http://x", Ok(vec![]));
+        assert!(ok && reason == "Mirrored" && msg.contains("live tables at http://x match"));
+        let ((ok, reason, msg), _) = merge(
+            state(true, "Mirrored"),
+            "http://x",
+            Err("connection refused".into()),
+        );
+        assert!(ok && reason == "Mirrored");
+        assert!(msg.contains("not checked: connection refused"), "{msg}");
+    }
+
+    #[test]
+    fn status_drift_stays_bounded() {
+        let many: Vec<Drift> = (0..200).map(|i| drift(&format!("tables[t{i}]"))).collect();
+        let (_, d) = merge(state(true, "NotMirrored"), "http://x", Ok(many));
+        assert_eq!(d.len(), MAX_DRIFT_ENTRIES);
+    }
+}
