@@ -1,17 +1,19 @@
 //! Caches of the objects environments own, fed by watches limited to the operator's label.
-//! Deployments and Jobs are cached whole (their status drives conditions) with managedFields
-//! dropped; everything else only as metadata, so the operator never caches Secret data and
-//! its memory stays small with many environments.
+//! Every object is cut down to what the controller reads before it is kept: identity, labels
+//! and owners, plus replica counts for Deployments and Complete/Failed conditions for Jobs
+//! (they drive conditions). Everything else is watched as metadata only, so the operator
+//! never caches Secret data and its memory stays small with many environments.
 
 use std::fmt::Debug;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
+use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -60,7 +62,12 @@ fn config() -> watcher::Config {
     watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"))
 }
 
-fn full<K>(client: &Client, namespace: Option<&str>) -> (Store<K>, Trigger<K>)
+/// A label-selected watch feeding a store, each object cut down by `slim` before it is kept.
+fn cached_watch<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    slim: fn(&mut K),
+) -> (Store<K>, Trigger<K>)
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -72,7 +79,7 @@ where
 {
     let (store, writer) = reflector::store();
     let stream = watcher(api::<K>(client, namespace), config())
-        .modify(|o| o.managed_fields_mut().clear())
+        .modify(slim)
         .default_backoff()
         .reflect(writer)
         .touched_objects()
@@ -80,27 +87,51 @@ where
     (store, stream)
 }
 
-fn meta<K>(
-    client: &Client,
-    namespace: Option<&str>,
-) -> (Store<PartialObjectMeta<K>>, Trigger<PartialObjectMeta<K>>)
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = watcher(api::<PartialObjectMeta<K>>(client, namespace), config())
-        .modify(|o| o.managed_fields_mut().clear())
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects()
-        .boxed();
-    (store, stream)
+/// What the controller reads of any cached object: name, namespace, uid, resourceVersion,
+/// labels and owners ([`Cached`]). Managed fields and annotations are most of the bytes.
+fn slim_meta(m: &mut ObjectMeta) {
+    m.managed_fields = None;
+    m.annotations = None;
+    m.creation_timestamp = None;
+    m.finalizers = None;
+}
+
+fn slim_partial<K>(o: &mut PartialObjectMeta<K>) {
+    slim_meta(&mut o.metadata);
+}
+
+/// A Deployment as the conditions read it: wanted and available replicas. The pod
+/// template, most of a Deployment, is never looked at.
+fn slim_deployment(d: &mut Deployment) {
+    slim_meta(&mut d.metadata);
+    d.spec = DeploymentSpec {
+        replicas: d.spec.replicas,
+        ..Default::default()
+    };
+    d.status = d.status.take().map(|s| DeploymentStatus {
+        available_replicas: s.available_replicas,
+        ..Default::default()
+    });
+}
+
+/// A Job as the conditions read it: its Complete and Failed conditions.
+fn slim_job(j: &mut Job) {
+    slim_meta(&mut j.metadata);
+    j.spec = None;
+    j.status = j.status.take().map(|s| JobStatus {
+        conditions: s.conditions.map(|cs| {
+            cs.into_iter()
+                .filter(|c| c.type_ == "Complete" || c.type_ == "Failed")
+                .map(|c| JobCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    message: c.message,
+                    ..Default::default()
+                })
+                .collect()
+        }),
+        ..Default::default()
+    });
 }
 
 /// Changes to any ConfigMap (metadata only, nothing cached): an environment's secrets schema
@@ -134,14 +165,14 @@ pub fn all_environments(
 }
 
 pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
-    let (deployments, t_deployments) = full::<Deployment>(client, namespace);
-    let (jobs, t_jobs) = full::<Job>(client, namespace);
-    let (services, t_services) = meta::<Service>(client, namespace);
-    let (config_maps, t_config_maps) = meta::<ConfigMap>(client, namespace);
-    let (secrets, t_secrets) = meta::<Secret>(client, namespace);
-    let (service_accounts, t_sas) = meta::<ServiceAccount>(client, namespace);
-    let (network_policies, t_nps) = meta::<NetworkPolicy>(client, namespace);
-    let (pvcs, t_pvcs) = meta::<PersistentVolumeClaim>(client, namespace);
+    let (deployments, t_deployments) = cached_watch(client, namespace, slim_deployment);
+    let (jobs, t_jobs) = cached_watch(client, namespace, slim_job);
+    let (services, t_services) = cached_watch(client, namespace, slim_partial::<Service>);
+    let (config_maps, t_config_maps) = cached_watch(client, namespace, slim_partial::<ConfigMap>);
+    let (secrets, t_secrets) = cached_watch(client, namespace, slim_partial::<Secret>);
+    let (service_accounts, t_sas) = cached_watch(client, namespace, slim_partial::<ServiceAccount>);
+    let (network_policies, t_nps) = cached_watch(client, namespace, slim_partial::<NetworkPolicy>);
+    let (pvcs, t_pvcs) = cached_watch(client, namespace, slim_partial::<PersistentVolumeClaim>);
     (
         Stores {
             deployments,
