@@ -1269,6 +1269,53 @@ async fn level_3_serves_secrets_over_infisical_api_and_readers_roll_when_they_ch
             .resource_version(),
         other.resource_version()
     );
+
+    // Rotation by hand: delete a value; the operator generates a new one and readers roll.
+    let old_password = data["ADMIN_PASSWORD"].0.clone();
+    ns.api::<Secret>()
+        .patch(
+            "dev-secrets",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"ADMIN_PASSWORD": null}})),
+        )
+        .await
+        .expect("delete a secret value");
+    let third = until(
+        "secrets-api rolls after rotation",
+        Duration::from_secs(30),
+        || async {
+            let d = deployments
+                .get("dev-secrets-api")
+                .await
+                .map_err(|e| e.to_string())?;
+            match template_annotation(&d, HASH) {
+                Some(h) if h != second => Ok(h),
+                other => Err(format!("hash {other:?}")),
+            }
+        },
+    )
+    .await;
+    let rotated = ns
+        .api::<Secret>()
+        .get("dev-secrets")
+        .await
+        .expect("dev-secrets")
+        .data
+        .expect("data");
+    assert_ne!(rotated["ADMIN_PASSWORD"].0, old_password);
+    assert_eq!(rotated["EXTRA_TOKEN"].0, data["EXTRA_TOKEN"].0);
+    until(
+        "app rolls after rotation",
+        Duration::from_secs(30),
+        || async {
+            let d = deployments.get("app").await.map_err(|e| e.to_string())?;
+            match app_hash(d) {
+                Some(h) if h == third => Ok(()),
+                other => Err(format!("app annotation {other:?}")),
+            }
+        },
+    )
+    .await;
 }
 
 fn staging_with_topology(gsi_key: &str) -> Value {

@@ -37,15 +37,6 @@ pub struct SecretsOutcome {
     pub rollout_hash: Option<String>,
 }
 
-impl From<SecretsState> for SecretsOutcome {
-    fn from(state: SecretsState) -> Self {
-        SecretsOutcome {
-            state,
-            rollout_hash: None,
-        }
-    }
-}
-
 /// The data key of `<env>-rollout-key`.
 const ROLLOUT_KEY_KEY: &str = "key";
 
