@@ -267,6 +267,20 @@ fn dashboard_outside_local_knows_nothing_of_the_key_service() {
         };
         let pod = serde_json::to_string(t).unwrap();
         assert!(!pod.contains("keyring"), "{pod}");
+        let args = t.spec.as_ref().unwrap().containers[0].args.clone().unwrap();
+        let tier = args
+            .iter()
+            .position(|a| a == "--tier")
+            .map(|i| args[i + 1].as_str());
+        assert_eq!(
+            tier,
+            Some(match env.tier() {
+                Tier::Local => "local",
+                Tier::Ci => "ci",
+                Tier::Staging => "staging",
+            }),
+            "{args:?}"
+        );
         if env.tier() == Tier::Local {
             assert!(
                 pod.contains("--kms-endpoint") && pod.contains("\"server\""),
