@@ -393,15 +393,13 @@ async fn live_feed(app: Arc<App>, socket: WebSocket, tables: Option<Vec<String>>
                 })))).await;
                 break;
             }
-            msg = sub.rx.recv() => match msg {
-                Some(m) => {
-                    ok = matches!(
-                        tokio::time::timeout(WS_SEND_TIMEOUT, sink.send(WsMessage::Text(m.as_ref().into()))).await,
-                        Ok(Ok(()))
-                    );
-                }
-                None => {}
-            },
+            // After the hub drops this client its queue ends; the arm above then fires.
+            Some(m) = sub.rx.recv() => {
+                ok = matches!(
+                    tokio::time::timeout(WS_SEND_TIMEOUT, sink.send(WsMessage::Text(m.as_ref().into()))).await,
+                    Ok(Ok(()))
+                );
+            }
             frame = incoming.next() => match frame {
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
