@@ -165,6 +165,13 @@ impl Tailer {
                                 });
                             }
                         }
+                        if first {
+                            tracing::info!(
+                                table = %table.name,
+                                shards = readers.iter().filter(|r| r.iterator.is_some()).count(),
+                                "live feed: reading the stream"
+                            );
+                        }
                         first = false;
                     }
                     Err(e) => {
@@ -172,12 +179,22 @@ impl Tailer {
                     }
                 }
             }
+            let mut behind = false;
             for r in readers.iter_mut() {
-                self.poll_shard(&arn, &table, r).await;
+                behind |= self.poll_shard(&arn, &table, r).await >= self.batch();
             }
             readers.retain(|r| r.iterator.is_some() || r.last_sequence.is_some());
-            tokio::time::sleep(self.poll).await;
+            // A full batch means more is waiting: read on at once instead of sleeping.
+            if !behind {
+                tokio::time::sleep(self.poll).await;
+            }
         }
+    }
+
+    /// Records per GetRecords: at most a client queue's worth, so one batch never overflows
+    /// a client that had kept up (a client is dropped for lagging, not for a burst).
+    fn batch(&self) -> usize {
+        self.hub.capacity().min(1000)
     }
 
     async fn iterator(
@@ -205,7 +222,8 @@ impl Tailer {
         }
     }
 
-    async fn poll_shard(&self, arn: &str, table: &Table, r: &mut ShardReader) {
+    /// Reads one batch of the shard and publishes it; returns the number of records.
+    async fn poll_shard(&self, arn: &str, table: &Table, r: &mut ShardReader) -> usize {
         let Some(it) = r.iterator.clone() else {
             // Lost the iterator after an error: resume after the last record seen.
             if let Some(seq) = r.last_sequence.clone() {
@@ -218,18 +236,21 @@ impl Tailer {
                     )
                     .await;
             }
-            return;
+            return 0;
         };
+        let limit = self.batch() as i32;
         match self
             .streams
             .get_records()
             .shard_iterator(it)
-            .limit(1000)
+            .limit(limit)
             .send()
             .await
         {
             Ok(out) => {
-                for rec in out.records.unwrap_or_default() {
+                let records = out.records.unwrap_or_default();
+                let n = records.len();
+                for rec in records {
                     let event = rec
                         .event_name
                         .as_ref()
@@ -254,6 +275,7 @@ impl Tailer {
                 if r.iterator.is_none() {
                     r.last_sequence = None;
                 }
+                n
             }
             Err(e) => {
                 tracing::warn!(table = %table.name, shard = %r.shard_id, error = %error_chain(&e), "live feed: get records failed");
@@ -263,6 +285,7 @@ impl Tailer {
                         .iterator(arn, &r.shard_id, ShardIteratorType::Latest, None)
                         .await;
                 }
+                0
             }
         }
     }
