@@ -492,6 +492,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/assets/style.css",
             get(|| async { asset("text/css; charset=utf-8", assets::STYLE_CSS) }),
         )
+        // Browsers ask for it on every page; nothing to show, nothing to log as missing.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

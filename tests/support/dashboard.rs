@@ -172,10 +172,14 @@ pub fn run_to_exit(args: &[String]) -> (i32, String) {
 
 impl Dashboard {
     /// Starts the dashboard and waits until it listens (not until it is ready).
+    /// Listens on a free loopback port unless `args` has `--listen`.
     pub fn spawn(args: &[String]) -> Dashboard {
-        let mut child = parity()
-            .arg("dashboard")
-            .args(["--listen", "127.0.0.1:0"])
+        let mut cmd = parity();
+        cmd.arg("dashboard");
+        if !args.iter().any(|a| a == "--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = cmd
             .args(args)
             .env(
                 "RUST_LOG",
