@@ -35,6 +35,8 @@ use crate::dynamo::topology::Table;
 const DECRYPT_CONCURRENCY: usize = 8;
 /// A WebSocket send that takes longer than this ends the connection.
 const WS_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Queued messages written to a client per flush.
+const WS_BATCH: usize = 64;
 
 pub struct App {
     pub tables: Vec<Table>,
@@ -395,10 +397,22 @@ async fn live_feed(app: Arc<App>, socket: WebSocket, tables: Option<Vec<String>>
             }
             // After the hub drops this client its queue ends; the arm above then fires.
             Some(m) = sub.rx.recv() => {
-                ok = matches!(
-                    tokio::time::timeout(WS_SEND_TIMEOUT, sink.send(WsMessage::Text(m.as_ref().into()))).await,
-                    Ok(Ok(()))
-                );
+                // Whatever else is queued goes out in the same write (one flush, fewer
+                // syscalls when a client is a few messages behind).
+                let mut batch = vec![m];
+                while batch.len() < WS_BATCH {
+                    match sub.rx.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(_) => break,
+                    }
+                }
+                let send = async {
+                    for m in batch {
+                        sink.feed(WsMessage::Text(m.as_ref().into())).await?;
+                    }
+                    sink.flush().await
+                };
+                ok = matches!(tokio::time::timeout(WS_SEND_TIMEOUT, send).await, Ok(Ok(())));
             }
             frame = incoming.next() => match frame {
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
