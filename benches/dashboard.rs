@@ -301,7 +301,7 @@ async fn http(url: &str) {
             Box::new(|_| "/api/tables/bench/items?limit=500".to_string()),
         ),
         (
-            "items API (key filter, one partition of 10)",
+            "items API (key filter: one partition of 10 in 10,000)",
             Box::new(|i| format!("/api/tables/bench/items?key=CUSTOMER%23{:04}", i % 1000)),
         ),
         (
@@ -316,6 +316,29 @@ async fn http(url: &str) {
         ),
         ("tables page", Box::new(|_| "/".to_string())),
     ];
+    // What moto itself takes for the Scan behind a first page: the floor under the pages.
+    if let Ok(endpoint) = std::env::var("PARITY_BENCH_DYNAMODB") {
+        let ddb = parity_operator::dynamo::connect::client(
+            &endpoint,
+            &parity_operator::dynamo::connect::AwsArgs::default(),
+            3,
+        );
+        let mut lat = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            ddb.scan()
+                .table_name("bench")
+                .limit(50)
+                .send()
+                .await
+                .unwrap();
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!(
+            "moto Scan limit 50, SDK direct (no dashboard): {}",
+            percentiles(lat)
+        );
+    }
     for (name, path) in cases {
         let mut lat = Vec::new();
         let mut bytes = 0;

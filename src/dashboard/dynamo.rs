@@ -21,6 +21,8 @@ use crate::dynamo::topology::{AttributeType, KeyAttribute, Table};
 /// Scan calls one page request may make while a filter skips items (bounds latency; the
 /// token continues where it stopped).
 const MAX_SCANS_PER_PAGE: usize = 20;
+/// Items a filtered Scan call reads.
+const FILTERED_READ: usize = 1000;
 
 fn credentials(aws: &AwsArgs) -> Credentials {
     Credentials::new(
@@ -136,6 +138,14 @@ pub fn key_value(attr: &KeyAttribute, text: &str) -> Result<AttributeValue, Quer
     }
 }
 
+/// The table's key attributes of an item (a valid ExclusiveStartKey).
+pub fn key_of(table: &Table, item: &Item) -> Item {
+    std::iter::once(&table.partition_key)
+        .chain(table.sort_key.as_ref())
+        .filter_map(|a| item.get(&a.name).map(|v| (a.name.clone(), v.clone())))
+        .collect()
+}
+
 /// The key of an item as `pk=a, sk=b` (for audit lines and links).
 pub fn key_label(table: &Table, item: &Item) -> String {
     let mut parts = Vec::new();
@@ -178,10 +188,17 @@ pub async fn scan_page(
     let mut items = Vec::new();
     for _ in 0..MAX_SCANS_PER_PAGE {
         let want = limit as usize - items.len();
+        // Scan's Limit counts items read, not matched: a filtered page reads more per call
+        // and keeps only what fits, resuming after the last item kept.
+        let read = if filter_value.is_some() {
+            FILTERED_READ.max(want)
+        } else {
+            want
+        };
         let mut req = client
             .scan()
             .table_name(&table.name)
-            .limit(want as i32)
+            .limit(read as i32)
             .set_exclusive_start_key(start.take());
         if let Some(v) = &filter_value {
             let expr = if table.partition_key.attr_type == AttributeType::S {
@@ -198,8 +215,13 @@ pub async fn scan_page(
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("scan {}: {}", table.name, error_chain(&e)))?;
-        items.extend(out.items.unwrap_or_default());
+        let mut got = out.items.unwrap_or_default();
         start = out.last_evaluated_key.filter(|k| !k.is_empty());
+        if got.len() > want {
+            got.truncate(want);
+            start = got.last().map(|item| key_of(table, item));
+        }
+        items.extend(got);
         if start.is_none() || items.len() >= limit as usize {
             break;
         }

@@ -514,3 +514,24 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_is_the_proxy_user_with_the_peer_or_the_peer_alone() {
+        let peer: SocketAddr = "10.0.0.7:5000".parse().unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(who(&h, peer), "10.0.0.7:5000");
+        h.insert("x-forwarded-user", HeaderValue::from_static("alice"));
+        assert_eq!(who(&h, peer), "alice (via 10.0.0.7:5000)");
+        // Control characters could forge audit lines: ignored.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-user",
+            HeaderValue::from_bytes(b"mallory\tx").unwrap(),
+        );
+        assert_eq!(who(&h, peer), "10.0.0.7:5000");
+    }
+}
