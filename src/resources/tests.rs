@@ -483,3 +483,30 @@ fn kms_credentials_secret_carries_the_keys_parity_kms_reads() {
     // The shape build_all lists carries no data: the controller creates it once.
     assert!(kms_credentials_secret(&env).data.is_none());
 }
+
+#[test]
+fn only_a_decrypting_dashboard_mounts_the_seed_schemas() {
+    let seed = |mut env: ValidatedSpec| {
+        env.spec.dynamodb.seed = Some(
+            serde_json::from_value(serde_json::json!({"configMapRef": {"name": "fixtures"}}))
+                .unwrap(),
+        );
+        env
+    };
+    for (env, decrypts) in [(seed(local(2)), true), (seed(ci(2)), false)] {
+        let objs = build(&env);
+        let (_, t) = pod_templates(&objs)
+            .into_iter()
+            .find(|(n, _)| n.ends_with("-dashboard"))
+            .unwrap();
+        let spec = t.spec.as_ref().unwrap();
+        let args = spec.containers[0].args.clone().unwrap();
+        let mounts_seed = spec
+            .volumes
+            .iter()
+            .flatten()
+            .any(|v| v.config_map.as_ref().is_some_and(|c| c.name == "fixtures"));
+        assert_eq!(args.contains(&"--seeds".to_string()), decrypts, "{args:?}");
+        assert_eq!(mounts_seed, decrypts, "{spec:?}");
+    }
+}
