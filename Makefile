@@ -11,7 +11,7 @@ export PARITY_TESTENV_DIR ?= $(CURDIR)/.testenv
 TESTENV_BIN := $(PARITY_CACHE)/testenv/bin
 PARITY := $(CARGO_TARGET_DIR)/debug/parity
 
-.PHONY: help build lint unit integration test testenv-build testenv-up testenv-down demo demo-down crds kind-up bench
+.PHONY: help build lint unit integration test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -40,10 +40,14 @@ integration: ## integration tests against a running testenv
 	@test -f $(PARITY_TESTENV_DIR)/env || { echo "no testenv running: make testenv-up" >&2; exit 1; }
 	source $(PARITY_TESTENV_DIR)/env && PARITY_PYTHON_BIN="$$(hack/pyenv)" cargo test --test '*' -- --test-threads=1
 
+browser-deps: ## chromium (apt) and playwright-core (npm ci) for the dashboard browser test
+	hack/browser-deps
+
 test: ## everything CI runs: lint, unit, testenv up, integration, testenv down (always)
 	$(MAKE) lint
 	$(MAKE) unit
 	hack/pyenv >/dev/null
+	$(MAKE) browser-deps
 	hack/testenv/build
 	hack/testenv/selftest
 	hack/testenv/up

@@ -44,6 +44,8 @@ pub enum Command {
     Capture(crate::dynamo::capture::CaptureArgs),
     /// Re-wrap the data keys of a table's encrypted attributes to the key's active version.
     Rewrap(crate::dynamo::rewrap::RewrapArgs),
+    /// Serve the dashboard: tables, items, envelope metadata (decrypted in Local), live feed.
+    Dashboard(Box<crate::dashboard::DashboardArgs>),
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -68,6 +70,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Bootstrap(args) => exit(crate::dynamo::bootstrap::run(args).await),
         Command::Capture(args) => exit(crate::dynamo::capture::run(args).await),
         Command::Rewrap(args) => exit(crate::dynamo::rewrap::run(args).await),
+        Command::Dashboard(args) => exit(crate::dashboard::run(*args).await),
         // diff: 0 equal, 1 different, 2 error (CI gates tell drift from a broken run).
         Command::Diff(args) => match crate::dynamo::diff_cmd::run(args).await {
             Ok(code) => code,

@@ -3,7 +3,7 @@
 //! route), so zero knowledge holds by construction.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, Service, Volume, VolumeMount};
 
 use super::kms::credential_env;
 use super::meta::{Component, names};
@@ -14,9 +14,9 @@ use super::workload::{
 };
 use super::{
     BuildContext, DASHBOARD_NODE_PORT, DASHBOARD_PORT, KMS_ACCESS_KEY_ID_KEY,
-    KMS_SECRET_ACCESS_KEY_KEY, TOPOLOGY_DIR, TOPOLOGY_FILE, endpoints, plan,
+    KMS_SECRET_ACCESS_KEY_KEY, SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, endpoints, plan,
 };
-use crate::api::{Decryption, ValidatedSpec};
+use crate::api::{Decryption, Tier, ValidatedSpec};
 use crate::tier::TierProfile;
 
 /// Whether this environment's dashboard decrypts: asked for, and allowed by the tier.
@@ -39,6 +39,14 @@ pub fn dashboard_deployment(
         format!("{TOPOLOGY_DIR}/{TOPOLOGY_FILE}"),
         "--region".to_string(),
         region(env),
+        // The binary refuses `--decryption server` outside local on its own too.
+        "--tier".to_string(),
+        match env.tier() {
+            Tier::Local => "local",
+            Tier::Ci => "ci",
+            Tier::Staging => "staging",
+        }
+        .to_string(),
     ];
     if let Some(dynamodb) = &ep.dynamodb {
         args.extend(["--dynamodb-endpoint".to_string(), dynamodb.clone()]);
@@ -77,13 +85,37 @@ pub fn dashboard_deployment(
         resources(("20m", "64Mi"), ("500m", "256Mi")),
     );
     let (topology, topology_mount) = topology_volume(env);
-    container.volume_mounts = Some(vec![topology_mount]);
+    let mut volumes = vec![topology];
+    let mut mounts = vec![topology_mount];
+    // The fixture schemas' context templates rebuild each field's encryption context; only a
+    // decrypting dashboard needs them.
+    if decrypts && let Some(seed) = &env.spec.dynamodb.seed {
+        container
+            .args
+            .get_or_insert_with(Vec::new)
+            .extend(["--seeds".to_string(), SEED_DIR.to_string()]);
+        volumes.push(Volume {
+            name: "seed".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: seed.config_map_ref.name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "seed".to_string(),
+            mount_path: SEED_DIR.to_string(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    container.volume_mounts = Some(mounts);
     let template = pod_template(
         env,
         Component::Dashboard,
         NONROOT_UID,
         container,
-        vec![topology],
+        volumes,
         None,
     );
     deployment(

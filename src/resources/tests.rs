@@ -267,6 +267,20 @@ fn dashboard_outside_local_knows_nothing_of_the_key_service() {
         };
         let pod = serde_json::to_string(t).unwrap();
         assert!(!pod.contains("keyring"), "{pod}");
+        let args = t.spec.as_ref().unwrap().containers[0].args.clone().unwrap();
+        let tier = args
+            .iter()
+            .position(|a| a == "--tier")
+            .map(|i| args[i + 1].as_str());
+        assert_eq!(
+            tier,
+            Some(match env.tier() {
+                Tier::Local => "local",
+                Tier::Ci => "ci",
+                Tier::Staging => "staging",
+            }),
+            "{args:?}"
+        );
         if env.tier() == Tier::Local {
             assert!(
                 pod.contains("--kms-endpoint") && pod.contains("\"server\""),
@@ -471,4 +485,31 @@ fn kms_credentials_secret_carries_the_keys_parity_kms_reads() {
     );
     // The shape build_all lists carries no data: the controller creates it once.
     assert!(kms_credentials_secret(&env).data.is_none());
+}
+
+#[test]
+fn only_a_decrypting_dashboard_mounts_the_seed_schemas() {
+    let seed = |mut env: ValidatedSpec| {
+        env.spec.dynamodb.seed = Some(
+            serde_json::from_value(serde_json::json!({"configMapRef": {"name": "fixtures"}}))
+                .unwrap(),
+        );
+        env
+    };
+    for (env, decrypts) in [(seed(local(2)), true), (seed(ci(2)), false)] {
+        let objs = build(&env);
+        let (_, t) = pod_templates(&objs)
+            .into_iter()
+            .find(|(n, _)| n.ends_with("-dashboard"))
+            .unwrap();
+        let spec = t.spec.as_ref().unwrap();
+        let args = spec.containers[0].args.clone().unwrap();
+        let mounts_seed = spec
+            .volumes
+            .iter()
+            .flatten()
+            .any(|v| v.config_map.as_ref().is_some_and(|c| c.name == "fixtures"));
+        assert_eq!(args.contains(&"--seeds".to_string()), decrypts, "{args:?}");
+        assert_eq!(mounts_seed, decrypts, "{spec:?}");
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod cmd;
 pub mod crd;
+pub mod dashboard;
 pub mod kms;
 pub mod kube_env;
 pub mod moto;

@@ -1,0 +1,231 @@
+//! Flags of `parity dashboard` and the rules that decide, before anything listens, whether the
+//! configuration is allowed: decryption only in the Local tier, and only with a key service.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::dynamo::bootstrap::parse_duration;
+use crate::dynamo::connect::AwsArgs;
+use crate::dynamo::seed::FixtureSchema;
+
+/// The environment's tier, as the operator passes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TierArg {
+    Local,
+    Ci,
+    Staging,
+}
+
+/// What the dashboard does with encrypted attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecryptionMode {
+    /// Decrypt through the environment's KMS-compatible key service (Local tier only).
+    Server,
+    /// Show envelope metadata only (the CRD's `Off`).
+    #[value(alias = "off")]
+    Disabled,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DashboardArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "PARITY_DASHBOARD_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+    /// Topology: the operator's `<env>-topology` document or a plain topology YAML; its
+    /// tables are the ones shown.
+    #[arg(long, env = "PARITY_TOPOLOGY")]
+    pub topology: PathBuf,
+    /// DynamoDB endpoint (DynamoDB Local, moto); absent means the AWS endpoint of --region.
+    #[arg(long, env = "PARITY_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// The environment's tier. Decryption is refused outside `local`.
+    #[arg(long, env = "PARITY_TIER", value_enum)]
+    pub tier: TierArg,
+    /// `server` decrypts through the key service (Local tier only); `disabled` (alias `off`)
+    /// shows envelope metadata only.
+    #[arg(long, env = "PARITY_DASHBOARD_DECRYPTION", value_enum, default_value_t = DecryptionMode::Disabled)]
+    pub decryption: DecryptionMode,
+    /// KMS-compatible endpoint (`parity kms`); required with `--decryption server`.
+    #[arg(long, env = "PARITY_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
+    /// Directory of seed fixtures whose `<table>.fixture.yaml` context templates rebuild each
+    /// field's encryption context; without one a table's context is empty.
+    #[arg(long, visible_alias = "seed-dir", env = "PARITY_SEEDS_DIR")]
+    pub seeds: Option<PathBuf>,
+    /// Prefix the topology's table names carry from mirroring; fixture names may omit it.
+    #[arg(long, env = "PARITY_TABLE_PREFIX")]
+    pub table_prefix: Option<String>,
+    /// Items per page unless the request asks for another size (at most 500).
+    #[arg(long, default_value_t = 50)]
+    pub page_size: u32,
+    /// Messages queued per WebSocket client; a client that falls this far behind is dropped
+    /// with a notice, so the server's memory stays bounded.
+    #[arg(long, default_value_t = 256)]
+    pub client_queue: usize,
+    /// How often each stream shard is polled.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub stream_poll: Duration,
+}
+
+/// Why a configuration is refused. Names the flag and the reason.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "--decryption server is only allowed with --tier local (got --tier {0}): outside the Local tier the dashboard is zero-knowledge; use --decryption disabled"
+    )]
+    DecryptionOutsideLocal(&'static str),
+    #[error("--decryption server needs --kms-endpoint (the environment's key service)")]
+    MissingKmsEndpoint,
+    #[error("--page-size must be 1..=500, got {0}")]
+    PageSize(u32),
+    #[error("--client-queue must be 1..=65536, got {0}")]
+    ClientQueue(usize),
+}
+
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+impl TierArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierArg::Local => "local",
+            TierArg::Ci => "ci",
+            TierArg::Staging => "staging",
+        }
+    }
+}
+
+/// Checks the flags that no server may start with. Pure.
+pub fn check(args: &DashboardArgs) -> Result<(), ConfigError> {
+    check_decryption(args.tier, args.decryption, args.kms_endpoint.as_deref())?;
+    if args.page_size == 0 || args.page_size > MAX_PAGE_SIZE {
+        return Err(ConfigError::PageSize(args.page_size));
+    }
+    if args.client_queue == 0 || args.client_queue > 65536 {
+        return Err(ConfigError::ClientQueue(args.client_queue));
+    }
+    Ok(())
+}
+
+pub fn check_decryption(
+    tier: TierArg,
+    mode: DecryptionMode,
+    kms_endpoint: Option<&str>,
+) -> Result<(), ConfigError> {
+    if mode != DecryptionMode::Server {
+        return Ok(());
+    }
+    if tier != TierArg::Local {
+        return Err(ConfigError::DecryptionOutsideLocal(tier.as_str()));
+    }
+    if kms_endpoint.is_none_or(|e| e.trim().is_empty()) {
+        return Err(ConfigError::MissingKmsEndpoint);
+    }
+    Ok(())
+}
+
+const SCHEMA_EXTENSIONS: &[&str] = &[".fixture.yaml", ".fixture.yml"];
+
+/// Reads the `<table>.fixture.yaml` schemas of a seeds directory, keyed by table name (with
+/// `prefix` added, as bootstrap does). Errors name the file and the reason.
+pub fn read_schemas(
+    dir: &Path,
+    prefix: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, FixtureSchema>> {
+    let mut out = BTreeMap::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("--seeds {}: {e}", dir.display()))?;
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    for name in names {
+        let Some(stem) = SCHEMA_EXTENSIONS.iter().find_map(|e| name.strip_suffix(e)) else {
+            continue;
+        };
+        let path = dir.join(&name);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let schema: FixtureSchema =
+            serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let table = match prefix {
+            Some(p) if !stem.starts_with(p) => format!("{p}{stem}"),
+            _ => stem.to_string(),
+        };
+        out.insert(table, schema);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_decryption_is_refused_outside_local_naming_the_flag() {
+        for tier in [TierArg::Ci, TierArg::Staging] {
+            let err =
+                check_decryption(tier, DecryptionMode::Server, Some("http://kms")).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("--decryption server"), "{msg}");
+            assert!(msg.contains(&format!("--tier {}", tier.as_str())), "{msg}");
+        }
+        assert_eq!(
+            check_decryption(TierArg::Local, DecryptionMode::Server, Some("http://kms")),
+            Ok(())
+        );
+        for tier in [TierArg::Local, TierArg::Ci, TierArg::Staging] {
+            assert_eq!(
+                check_decryption(tier, DecryptionMode::Disabled, None),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn server_decryption_needs_a_key_service() {
+        assert_eq!(
+            check_decryption(TierArg::Local, DecryptionMode::Server, None),
+            Err(ConfigError::MissingKmsEndpoint)
+        );
+        assert_eq!(
+            check_decryption(TierArg::Local, DecryptionMode::Server, Some(" ")),
+            Err(ConfigError::MissingKmsEndpoint)
+        );
+    }
+
+    #[test]
+    fn off_is_an_alias_of_disabled() {
+        use clap::ValueEnum;
+        assert_eq!(
+            DecryptionMode::from_str("off", true),
+            Ok(DecryptionMode::Disabled)
+        );
+    }
+
+    #[test]
+    fn schemas_are_read_per_table_with_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("customers.fixture.yaml"),
+            "encrypt: [card]\ncontext:\n  id: \"{id}\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("customers.jsonl"), "{}\n").unwrap();
+        let s = read_schemas(dir.path(), Some("dev-")).unwrap();
+        assert_eq!(s.keys().collect::<Vec<_>>(), vec!["dev-customers"]);
+        assert_eq!(s["dev-customers"].encrypt, vec!["card".to_string()]);
+        std::fs::write(dir.path().join("bad.fixture.yaml"), "encrypt: 3\n").unwrap();
+        let err = read_schemas(dir.path(), None).unwrap_err().to_string();
+        assert!(err.contains("bad.fixture.yaml"), "{err}");
+    }
+}
