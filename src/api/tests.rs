@@ -224,3 +224,30 @@ fn set_condition_keeps_transition_time_when_status_is_unchanged() {
         Some(t1)
     );
 }
+
+#[test]
+fn crd_yaml_quotes_what_yaml_1_1_reads_as_booleans() {
+    let yaml = crate::api::crd_yaml().expect("crd yaml");
+    // DynamoDB's number type: kubectl would install a bare N as `false`.
+    assert!(yaml.contains("- 'N'"), "the N enum value is not quoted");
+    for line in yaml.lines() {
+        let value = line
+            .rsplit_once(": ")
+            .map(|(_, v)| v)
+            .or_else(|| line.trim_start().strip_prefix("- "))
+            .unwrap_or_default();
+        assert!(
+            ![
+                "y", "Y", "yes", "n", "N", "no", "on", "off", "On", "Off", "Yes", "No"
+            ]
+            .contains(&value),
+            "unquoted YAML 1.1 boolean in the CRD: {line}"
+        );
+    }
+    // And it still reads back (YAML 1.2) as the same CRD.
+    let back: serde_json::Value = serde_yaml::from_str(&yaml).expect("parse");
+    let want =
+        serde_json::to_value(<crate::api::ParityEnvironment as kube::CustomResourceExt>::crd())
+            .expect("json");
+    assert_eq!(back, want);
+}

@@ -1,26 +1,33 @@
-//! Installs the ParityEnvironment CRD from this build (server-side apply) and waits until the
+//! Installs the ParityEnvironment CRD (the committed file, with kubectl) and waits until the
 //! API server serves it.
 
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::{Client, CustomResourceExt};
 use parity_operator::api::ParityEnvironment;
 
 use super::wait::until;
 
+/// Applies the committed CRD file (the drift test keeps it equal to this build's) with
+/// kubectl, as users and the chart install it: its YAML 1.1 reader is part of what is tested.
 pub async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = ParityEnvironment::crd();
-    let name = crd.metadata.name.clone().expect("crd name");
-    crds.patch(
-        &name,
-        &PatchParams::apply("parity-test-crd").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/parity.dev_parityenvironments.yaml"
+    );
+    let out = std::process::Command::new("kubectl")
+        .args(["apply", "--server-side", "--force-conflicts"])
+        .args(["--field-manager", "parity-test-crd", "-f", file])
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl apply {file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = ParityEnvironment::crd().metadata.name.expect("crd name");
     wait_established(client, &name).await;
 }
 
