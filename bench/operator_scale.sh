@@ -22,7 +22,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+# RSS, and of it the anonymous part (heap, stacks); the rest is clean pages of the executable.
+rss_mib() {
+  awk '/^Rss:/ {r=$2} /^Anonymous:/ {a=$2} END {printf "%.1f (anonymous %.1f)", r/1024, a/1024}' \
+    "/proc/$1/smaps_rollup"
+}
 metric_sum() { curl -fsS "127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
 
 kubectl create namespace "$NS" >/dev/null

@@ -10,5 +10,6 @@ pub mod dynamo;
 pub mod kms;
 pub mod resources;
 pub mod secrets;
+pub mod signal;
 pub mod telemetry;
 pub mod tier;

@@ -1117,6 +1117,22 @@ fn template_annotation(d: &Deployment, key: &str) -> Option<String> {
         .cloned()
 }
 
+/// Waits until Deployment `name`'s pod template carries a secrets hash `accept` takes.
+async fn wait_hash(
+    deployments: &Api<Deployment>,
+    name: &str,
+    accept: impl Fn(&str) -> bool,
+) -> String {
+    until(&format!("{name}'s secrets hash"), WAIT, || async {
+        let d = deployments.get(name).await.map_err(|e| e.to_string())?;
+        match template_annotation(&d, "parity.dev/secrets-hash") {
+            Some(h) if accept(&h) => Ok(h),
+            other => Err(format!("hash {other:?}")),
+        }
+    })
+    .await
+}
+
 fn app_deployment(name: &str, labels: Value) -> Deployment {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": labels},
@@ -1194,17 +1210,9 @@ async fn level_3_serves_secrets_over_infisical_api_and_readers_roll_when_they_ch
         first.starts_with("hmac-sha256:") && first.len() == "hmac-sha256:".len() + 64,
         "{first}"
     );
-    let app_hash = |d: Deployment| template_annotation(&d, HASH);
-    until("app carries the secrets hash", WAIT, || async {
-        let d = deployments.get("app").await.map_err(|e| e.to_string())?;
-        match app_hash(d) {
-            Some(h) if h == first => Ok(()),
-            other => Err(format!("app annotation {other:?}")),
-        }
-    })
-    .await;
+    wait_hash(&deployments, "app", |h| h == first).await;
     let other = deployments.get("other").await.expect("other");
-    assert_eq!(app_hash(other.clone()), None);
+    assert_eq!(template_annotation(&other, HASH), None);
 
     // A schema change (a new secret) reaches the Secret and rolls both readers at once: the
     // ConfigMap is watched, not waited for at the next resync.
@@ -1213,17 +1221,7 @@ async fn level_3_serves_secrets_over_infisical_api_and_readers_roll_when_they_ch
         "x-parity-generate": {"kind": "alphanumeric", "length": 32}
     });
     put_schema(&ns, "schema", "s.json", &schema).await;
-    let second = until("secrets-api rolls", Duration::from_secs(30), || async {
-        let d = deployments
-            .get("dev-secrets-api")
-            .await
-            .map_err(|e| e.to_string())?;
-        match template_annotation(&d, HASH) {
-            Some(h) if h != first => Ok(h),
-            other => Err(format!("hash {other:?}")),
-        }
-    })
-    .await;
+    let second = wait_hash(&deployments, "dev-secrets-api", |h| h != first).await;
     let data = ns
         .api::<Secret>()
         .get("dev-secrets")
@@ -1232,14 +1230,7 @@ async fn level_3_serves_secrets_over_infisical_api_and_readers_roll_when_they_ch
         .data
         .expect("data");
     assert_eq!(data["EXTRA_TOKEN"].0.len(), 32);
-    until("app rolls", Duration::from_secs(30), || async {
-        let d = deployments.get("app").await.map_err(|e| e.to_string())?;
-        match app_hash(d) {
-            Some(h) if h == second => Ok(()),
-            other => Err(format!("app annotation {other:?}")),
-        }
-    })
-    .await;
+    wait_hash(&deployments, "app", |h| h == second).await;
     // The app's other fields are untouched, and the operator owns only that annotation.
     let app = deployments.get("app").await.expect("app");
     assert_eq!(
@@ -1280,21 +1271,7 @@ async fn level_3_serves_secrets_over_infisical_api_and_readers_roll_when_they_ch
         )
         .await
         .expect("delete a secret value");
-    let third = until(
-        "secrets-api rolls after rotation",
-        Duration::from_secs(30),
-        || async {
-            let d = deployments
-                .get("dev-secrets-api")
-                .await
-                .map_err(|e| e.to_string())?;
-            match template_annotation(&d, HASH) {
-                Some(h) if h != second => Ok(h),
-                other => Err(format!("hash {other:?}")),
-            }
-        },
-    )
-    .await;
+    let third = wait_hash(&deployments, "dev-secrets-api", |h| h != second).await;
     let rotated = ns
         .api::<Secret>()
         .get("dev-secrets")
@@ -1304,18 +1281,7 @@ async fn level_3_serves_secrets_over_infisical_api_and_readers_roll_when_they_ch
         .expect("data");
     assert_ne!(rotated["ADMIN_PASSWORD"].0, old_password);
     assert_eq!(rotated["EXTRA_TOKEN"].0, data["EXTRA_TOKEN"].0);
-    until(
-        "app rolls after rotation",
-        Duration::from_secs(30),
-        || async {
-            let d = deployments.get("app").await.map_err(|e| e.to_string())?;
-            match app_hash(d) {
-                Some(h) if h == third => Ok(()),
-                other => Err(format!("app annotation {other:?}")),
-            }
-        },
-    )
-    .await;
+    wait_hash(&deployments, "app", |h| h == third).await;
 }
 
 fn staging_with_topology(gsi_key: &str) -> Value {

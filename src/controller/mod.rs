@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -198,7 +199,14 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         }),
     });
 
-    let controller = Controller::new(envs, watcher::Config::default());
+    // The environments' own cache, without managed fields (a few KiB each, never read).
+    let (env_reader, env_writer) = kube::runtime::reflector::store();
+    let env_events = watcher(envs, watcher::Config::default())
+        .modify(|e| e.managed_fields_mut().clear())
+        .default_backoff()
+        .reflect(env_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(env_events, env_reader);
     let env_store = controller.store();
     let schema_changes = stores::all_config_maps(&client, args.watch_namespace.as_deref());
     let source_changes = stores::all_environments(&client, args.watch_namespace.as_deref());

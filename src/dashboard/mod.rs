@@ -55,7 +55,7 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
     );
     let tasks = start_background(&app, &args);
     serve(listener, app, async move {
-        shutdown_signal().await;
+        crate::signal::shutdown().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     })
@@ -154,19 +154,4 @@ pub async fn serve(
     .with_graceful_shutdown(stop)
     .await
     .context("serve")
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

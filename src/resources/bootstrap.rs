@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, Volume, VolumeMount};
 use sha2::{Digest, Sha256};
 
 use super::meta::{ANNOTATION_SPEC_HASH, Component, names, object_meta};
 use super::security::{NONROOT_UID, resources};
 use super::topology::{region, topology_data};
-use super::workload::{env_var, parity_container, pod_template, topology_volume};
+use super::workload::{env_var, parity_container, pod_template, seed_volume, topology_volume};
 use super::{BuildContext, DYNAMODB_PORT, SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, service_url};
 use crate::api::ValidatedSpec;
 use crate::tier::TierProfile;
@@ -30,22 +29,10 @@ fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
     let (topology, topology_mount) = topology_volume(env);
     let mut volumes = vec![topology];
     let mut mounts = vec![topology_mount];
-    if let Some(seed) = &env.spec.dynamodb.seed {
+    if let Some((seed, seed_mount)) = seed_volume(env) {
         args.extend(["--seeds".to_string(), SEED_DIR.to_string()]);
-        volumes.push(Volume {
-            name: "seed".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: seed.config_map_ref.name.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        mounts.push(VolumeMount {
-            name: "seed".to_string(),
-            mount_path: SEED_DIR.to_string(),
-            read_only: Some(true),
-            ..Default::default()
-        });
+        volumes.push(seed);
+        mounts.push(seed_mount);
     }
     // DynamoDB Local accepts any credentials, but the SDK insists on having some.
     let envs = vec![

@@ -3,14 +3,14 @@
 //! route), so zero knowledge holds by construction.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, Service, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::Service;
 
 use super::kms::credential_env;
 use super::meta::{Component, names};
 use super::security::{NONROOT_UID, resources};
 use super::topology::region;
 use super::workload::{
-    deployment, env_var, parity_container, pod_template, service, topology_volume,
+    deployment, env_var, parity_container, pod_template, seed_volume, service, topology_volume,
 };
 use super::{
     BuildContext, DASHBOARD_NODE_PORT, DASHBOARD_PORT, KMS_ACCESS_KEY_ID_KEY,
@@ -89,25 +89,13 @@ pub fn dashboard_deployment(
     let mut mounts = vec![topology_mount];
     // The fixture schemas' context templates rebuild each field's encryption context; only a
     // decrypting dashboard needs them.
-    if decrypts && let Some(seed) = &env.spec.dynamodb.seed {
+    if decrypts && let Some((seed, seed_mount)) = seed_volume(env) {
         container
             .args
             .get_or_insert_with(Vec::new)
             .extend(["--seeds".to_string(), SEED_DIR.to_string()]);
-        volumes.push(Volume {
-            name: "seed".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: seed.config_map_ref.name.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        mounts.push(VolumeMount {
-            name: "seed".to_string(),
-            mount_path: SEED_DIR.to_string(),
-            read_only: Some(true),
-            ..Default::default()
-        });
+        volumes.push(seed);
+        mounts.push(seed_mount);
     }
     container.volume_mounts = Some(mounts);
     let template = pod_template(

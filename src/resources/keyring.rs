@@ -31,7 +31,13 @@ pub fn keyring_secret(env: &ValidatedSpec) -> Secret {
 /// controller (data keys `access-key-id`, `secret-access-key`). Mounted by the kms pod, and by
 /// the dashboard only where the tier allows decryption.
 pub fn kms_credentials_secret(env: &ValidatedSpec) -> Secret {
-    let mut metadata = object_meta(env, names::kms_credentials(&env.name), Component::Keyring);
+    create_once_secret(env, names::kms_credentials(&env.name))
+}
+
+/// An empty Secret annotated create-once, kept with the keys (never an orphan): the controller
+/// fills it with random credentials once and never applies over it.
+pub(super) fn create_once_secret(env: &ValidatedSpec, name: String) -> Secret {
+    let mut metadata = object_meta(env, name, Component::Keyring);
     metadata.annotations = Some(BTreeMap::from([(
         ANNOTATION_CREATE_ONCE.to_string(),
         "true".to_string(),

@@ -3,16 +3,15 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, Probe, SecretKeySelector, SecretVolumeSource,
-    Service, Volume, VolumeMount,
+    EnvVar, EnvVarSource, KeyToPath, SecretKeySelector, SecretVolumeSource, Service, Volume,
 };
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, names};
 use super::security::{NONROOT_UID, resources};
 use super::topology::region;
 use super::workload::{
-    deployment, env_var, parity_container, pod_template, service, topology_volume,
+    deployment, env_var, http_probe, parity_container, pod_template, read_only_mount, service,
+    topology_volume,
 };
 use super::{
     ALIASES_FILE, BuildContext, KEYRING_DIR, KEYRING_KEY, KMS_ACCESS_KEY_ID_KEY,
@@ -60,19 +59,6 @@ pub(super) fn credential_env(env: &ValidatedSpec, name: &str, key: &str) -> EnvV
     }
 }
 
-fn http_probe(path: &str) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.to_string()),
-            port: IntOrString::String("http".to_string()),
-            ..Default::default()
-        }),
-        period_seconds: Some(5),
-        failure_threshold: Some(3),
-        ..Default::default()
-    }
-}
-
 pub fn kms_deployment(
     env: &ValidatedSpec,
     _profile: &TierProfile,
@@ -113,15 +99,9 @@ pub fn kms_deployment(
         names::kms_credentials(&env.name),
         &[KMS_SECRET_ACCESS_KEY_KEY],
     );
-    let mount = |name: &str, path: &str| VolumeMount {
-        name: name.to_string(),
-        mount_path: path.to_string(),
-        read_only: Some(true),
-        ..Default::default()
-    };
     container.volume_mounts = Some(vec![
-        mount("keyring", KEYRING_DIR),
-        mount("kms-credentials", KMS_CREDENTIALS_DIR),
+        read_only_mount("keyring", KEYRING_DIR),
+        read_only_mount("kms-credentials", KMS_CREDENTIALS_DIR),
         topology_mount,
     ]);
     let template = pod_template(

@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{
-    HTTPGetAction, Probe, Secret, SecretVolumeSource, Service, Volume, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Secret, SecretVolumeSource, Service, Volume};
 
+use super::keyring::create_once_secret;
 use super::kms::secret_volume;
-use super::meta::{ANNOTATION_CREATE_ONCE, Component, names, object_meta};
+use super::meta::{Component, names};
 use super::security::{NONROOT_UID, resources};
-use super::workload::{deployment, parity_container, pod_template, service};
+use super::workload::{
+    deployment, http_probe, parity_container, pod_template, read_only_mount, service,
+};
 use super::{BuildContext, SECRETS_API_NODE_PORT, SECRETS_API_PORT};
 use crate::api::ValidatedSpec;
 use crate::tier::TierProfile;
@@ -35,20 +35,7 @@ pub fn secrets_api_client_id(env: &ValidatedSpec) -> String {
 /// The credentials Secret's shape, annotated create-once: the controller creates it with
 /// [`secrets_api_credentials_secret_with`] and never applies over it.
 pub fn secrets_api_credentials_secret(env: &ValidatedSpec) -> Secret {
-    let mut metadata = object_meta(
-        env,
-        names::secrets_api_credentials(&env.name),
-        Component::Keyring,
-    );
-    metadata.annotations = Some(BTreeMap::from([(
-        ANNOTATION_CREATE_ONCE.to_string(),
-        "true".to_string(),
-    )]));
-    Secret {
-        metadata,
-        type_: Some("Opaque".to_string()),
-        ..Default::default()
-    }
+    create_once_secret(env, names::secrets_api_credentials(&env.name))
 }
 
 /// [`secrets_api_credentials_secret`] with its data. `client_secret` must come from a CSPRNG;
@@ -101,16 +88,7 @@ pub fn secrets_api_deployment(
         Some(SECRETS_API_PORT),
         resources(("10m", "16Mi"), ("200m", "64Mi")),
     );
-    let probe = Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some("/healthz".to_string()),
-            port: IntOrString::String("http".to_string()),
-            ..Default::default()
-        }),
-        period_seconds: Some(5),
-        failure_threshold: Some(3),
-        ..Default::default()
-    };
+    let probe = http_probe("/healthz");
     container.readiness_probe = Some(probe.clone());
     container.liveness_probe = Some(probe);
     // Every key of the Secret: new schema entries appear without a change here.
@@ -128,15 +106,9 @@ pub fn secrets_api_deployment(
         names::secrets_api_credentials(&env.name),
         &[SECRETS_API_CLIENT_SECRET_KEY],
     );
-    let mount = |name: &str, path: &str| VolumeMount {
-        name: name.to_string(),
-        mount_path: path.to_string(),
-        read_only: Some(true),
-        ..Default::default()
-    };
     container.volume_mounts = Some(vec![
-        mount("secrets", SECRETS_DIR),
-        mount("credentials", SECRETS_API_CREDENTIALS_DIR),
+        read_only_mount("secrets", SECRETS_DIR),
+        read_only_mount("credentials", SECRETS_API_CREDENTIALS_DIR),
     ]);
     let template = pod_template(
         env,
@@ -314,7 +286,7 @@ spec:
         let shape = secrets_api_credentials_secret(&e);
         assert!(shape.data.is_none());
         assert_eq!(
-            shape.metadata.annotations.unwrap_or_default()[ANNOTATION_CREATE_ONCE],
+            shape.metadata.annotations.unwrap_or_default()[super::super::ANNOTATION_CREATE_ONCE],
             "true"
         );
     }

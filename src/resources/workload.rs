@@ -2,15 +2,15 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, TCPSocketAction, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Component, labels, names, object_meta, selector};
 use super::security::{container_security_context, pod_security_context, tmp_volume};
-use super::{BuildContext, TOPOLOGY_DIR, replicas};
+use super::{BuildContext, SEED_DIR, TOPOLOGY_DIR, replicas};
 use crate::api::ValidatedSpec;
 
 /// A container running the operator image with a `parity` subcommand.
@@ -66,6 +66,45 @@ pub(super) fn env_var(name: &str, value: impl Into<String>) -> EnvVar {
     }
 }
 
+pub(super) fn read_only_mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+/// An HTTP GET probe on the container's `http` port.
+pub(super) fn http_probe(path: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String("http".to_string()),
+            ..Default::default()
+        }),
+        period_seconds: Some(5),
+        failure_threshold: Some(3),
+        ..Default::default()
+    }
+}
+
+/// spec.dynamodb.seed's ConfigMap at [`SEED_DIR`], read-only (fixtures and their schemas).
+pub(super) fn seed_volume(env: &ValidatedSpec) -> Option<(Volume, VolumeMount)> {
+    let seed = env.spec.dynamodb.seed.as_ref()?;
+    Some((
+        Volume {
+            name: "seed".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: seed.config_map_ref.name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        read_only_mount("seed", SEED_DIR),
+    ))
+}
+
 /// The topology ConfigMap, mounted read-only.
 pub(super) fn topology_volume(env: &ValidatedSpec) -> (Volume, VolumeMount) {
     (
@@ -77,12 +116,7 @@ pub(super) fn topology_volume(env: &ValidatedSpec) -> (Volume, VolumeMount) {
             }),
             ..Default::default()
         },
-        VolumeMount {
-            name: "topology".to_string(),
-            mount_path: TOPOLOGY_DIR.to_string(),
-            read_only: Some(true),
-            ..Default::default()
-        },
+        read_only_mount("topology", TOPOLOGY_DIR),
     )
 }
 

@@ -531,28 +531,6 @@ impl SecretsApiArgs {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 /// `parity secrets-api`: serves until SIGINT/SIGTERM.
 pub async fn run(args: SecretsApiArgs) -> anyhow::Result<()> {
     let (listen, config) = args.into_config()?;
@@ -574,7 +552,7 @@ pub async fn run(args: SecretsApiArgs) -> anyhow::Result<()> {
     );
     drop(snap);
     axum::serve(listener, router(config))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(crate::signal::shutdown())
         .await
         .context("serve")?;
     tracing::info!("secrets-api stopped");
