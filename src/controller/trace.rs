@@ -142,6 +142,18 @@ pub fn render(env: &ParityEnvironment, objects: &[DynamicObject]) -> (String, bo
             c.message
         );
     }
+    if !status.drift.is_empty() {
+        let _ = writeln!(out, "├─ Drift (expected -> actual)");
+        for d in &status.drift {
+            let _ = writeln!(
+                out,
+                "│  ├─ {}: {} -> {}",
+                d.path,
+                d.expected.as_deref().unwrap_or("-"),
+                d.actual.as_deref().unwrap_or("-")
+            );
+        }
+    }
     let _ = writeln!(out, "├─ Objects");
     let mut rows: Vec<(String, String)> = objects
         .iter()
@@ -226,6 +238,26 @@ mod tests {
             text.contains("Not Ready because: DynamoDBReady: waiting for the DynamoDB Deployment"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn drift_is_listed_with_both_sides() {
+        let status = ParityEnvironmentStatus {
+            drift: vec![crate::api::DriftEntry::new(
+                "tables[orders].ttlAttribute",
+                "expiresAt",
+                "(none)",
+            )],
+            ..Default::default()
+        };
+        let (out, _) = render(&env(Some(status)), &[]);
+        assert!(
+            out.contains("├─ Drift (expected -> actual)")
+                && out.contains("tables[orders].ttlAttribute: expiresAt -> (none)"),
+            "{out}"
+        );
+        let (out, _) = render(&env(None), &[]);
+        assert!(!out.contains("Drift"), "{out}");
     }
 
     #[test]
