@@ -13,7 +13,11 @@ pub(crate) fn seal(
     plaintext: &[u8],
     out: &mut Vec<u8>,
 ) {
-    imp::seal(key, nonce, aad, plaintext, out)
+    let start = out.len();
+    out.reserve(plaintext.len() + TAG_LEN);
+    out.extend_from_slice(plaintext);
+    let tag = imp::seal_in_place(key, nonce, aad, &mut out[start..]);
+    out.extend_from_slice(&tag);
 }
 
 /// Decrypts `ciphertext || tag`; `None` if authentication fails.
@@ -36,21 +40,18 @@ mod imp {
 
     use super::{NONCE_LEN, TAG_LEN};
 
-    pub(super) fn seal(
+    /// Encrypts `buf` in place; returns the tag.
+    pub(super) fn seal_in_place(
         key: &[u8; 32],
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
-        plaintext: &[u8],
-        out: &mut Vec<u8>,
-    ) {
-        let start = out.len();
-        out.reserve(plaintext.len() + TAG_LEN);
-        out.extend_from_slice(plaintext);
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
         // Fails only above GCM's 64 GiB message limit, far beyond any caller's bound.
-        let tag = Aes256Gcm::new(key.into())
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, &mut out[start..])
-            .unwrap_or_else(|_| unreachable!("plaintext within GCM limits"));
-        out.extend_from_slice(&tag);
+        Aes256Gcm::new(key.into())
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf)
+            .unwrap_or_else(|_| unreachable!("plaintext within GCM limits"))
+            .into()
     }
 
     pub(super) fn open(
@@ -89,24 +90,19 @@ mod imp {
         )
     }
 
-    pub(super) fn seal(
+    /// Encrypts `buf` in place; returns the tag.
+    pub(super) fn seal_in_place(
         k: &[u8; 32],
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
-        plaintext: &[u8],
-        out: &mut Vec<u8>,
-    ) {
-        let start = out.len();
-        out.reserve(plaintext.len() + TAG_LEN);
-        out.extend_from_slice(plaintext);
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
         let tag = key(k)
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(*nonce),
-                Aad::from(aad),
-                &mut out[start..],
-            )
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
             .unwrap_or_else(|_| unreachable!("plaintext within GCM limits"));
-        out.extend_from_slice(tag.as_ref());
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     pub(super) fn open(
