@@ -2,7 +2,6 @@
 //! tables and seeds (one encrypted field) made by a real `parity bootstrap`. Output is
 //! captured for audit and canary checks; every process is stopped by its handle on drop.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -189,43 +188,9 @@ impl Dashboard {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start parity dashboard");
-        let output = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let out = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut o = out.lock().unwrap();
-                    o.push_str(&line);
-                    o.push('\n');
-                }
-            });
-        }
-        let start = Instant::now();
-        let addr = loop {
-            let text = output.lock().unwrap().clone();
-            if let Some(line) = text
-                .lines()
-                .find(|l| l.contains("parity dashboard listening"))
-            {
-                break line
-                    .split("addr=")
-                    .nth(1)
-                    .and_then(|s| s.split_whitespace().next())
-                    .expect("addr in the listening line")
-                    .to_string();
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("parity dashboard exited with {status}:\n{text}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "parity dashboard did not listen within 30s:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let output = super::process::capture(&mut child);
+        let addr =
+            super::process::wait_listening(&mut child, &output, "parity dashboard listening");
         Dashboard {
             child,
             url: format!("http://{addr}"),

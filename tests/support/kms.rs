@@ -1,11 +1,9 @@
 //! A `parity kms` process on a free loopback port over a keyring written to a temp dir,
 //! with its stdout/stderr captured (canary tests search them) and killed (by PID) on drop.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 pub const ACCESS_KEY_ID: &str = "parity-local";
 pub const SECRET_ACCESS_KEY: &str = "parity-local-secret";
@@ -40,40 +38,9 @@ impl ParityKms {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start parity kms");
-        let output = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let out = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut o = out.lock().unwrap();
-                    o.push_str(&strip_ansi(&line));
-                    o.push('\n');
-                }
-            });
-        }
-        let start = Instant::now();
-        let endpoint = loop {
-            let text = output.lock().unwrap().clone();
-            if let Some(line) = text.lines().find(|l| l.contains("parity kms listening")) {
-                let addr = line
-                    .split("addr=")
-                    .nth(1)
-                    .and_then(|s| s.split_whitespace().next())
-                    .expect("addr in the listening line");
-                break format!("http://{addr}");
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("parity kms exited with {status}:\n{text}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "parity kms did not listen within 30s:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let output = super::process::capture(&mut child);
+        let addr = super::process::wait_listening(&mut child, &output, "parity kms listening");
+        let endpoint = format!("http://{addr}");
         ParityKms {
             child,
             endpoint,
@@ -91,23 +58,6 @@ impl ParityKms {
     pub fn client(&self) -> aws_sdk_kms::Client {
         client(&self.endpoint, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// An aws-sdk-kms client for `endpoint` with static credentials and no retries (so an

@@ -10,4 +10,5 @@ pub mod kms;
 pub mod kube_env;
 pub mod moto;
 pub mod operator;
+pub mod process;
 pub mod wait;
