@@ -156,6 +156,19 @@ async fn server_mode_in_local_decrypts_through_the_key_service_and_audits_withou
     assert!(html.contains("kind-decrypted"));
 
     // One audit line per decryption: who, table, key, attribute; the key service was used.
+    // The server writes it and a capture thread reads it: wait for the later one to arrive.
+    support::wait::until("bob's audit line", Duration::from_secs(10), || async {
+        let out = d.output();
+        if out
+            .lines()
+            .any(|l| l.contains("parity::audit") && l.contains("\"bob (via "))
+        {
+            Ok(())
+        } else {
+            Err("not captured yet".to_string())
+        }
+    })
+    .await;
     let out = d.output();
     let audits: Vec<&str> = out
         .lines()
