@@ -80,15 +80,22 @@ async fn seeds_in_every_format_load_and_read_back_with_their_types() {
     // A ConfigMap volume's bookkeeping entries are ignored.
     std::fs::create_dir(seeds.join("..2026_11_25_data")).unwrap();
 
-    let run = parity(&[
-        "bootstrap",
-        "--endpoint",
-        &moto.endpoint,
-        "-f",
-        &topo_path.display().to_string(),
-        "--seeds",
-        &seeds.display().to_string(),
-    ]);
+    let topology = topo_path.display().to_string();
+    let seed_dir = seeds.display().to_string();
+    let bootstrap = |extra: &[&str]| {
+        let mut args = vec![
+            "bootstrap",
+            "--endpoint",
+            &moto.endpoint,
+            "-f",
+            &topology,
+            "--seeds",
+            &seed_dir,
+        ];
+        args.extend_from_slice(extra);
+        parity(&args)
+    };
+    let run = bootstrap(&[]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("7 seed item(s) written"), "{run:?}");
     assert!(run.stderr.contains("seeding orders: 3/3 items"), "{run:?}");
@@ -140,15 +147,7 @@ async fn seeds_in_every_format_load_and_read_back_with_their_types() {
         .send()
         .await
         .unwrap();
-    let again = parity(&[
-        "bootstrap",
-        "--endpoint",
-        &moto.endpoint,
-        "-f",
-        &topo_path.display().to_string(),
-        "--seeds",
-        &seeds.display().to_string(),
-    ]);
+    let again = bootstrap(&[]);
     assert_eq!(again.code, 0, "{again:?}");
     assert!(again.stdout.contains("no changes"), "{again:?}");
     assert_eq!(
@@ -156,17 +155,7 @@ async fn seeds_in_every_format_load_and_read_back_with_their_types() {
         s("changed@example.com")
     );
     // ...and replaced with --seed-mode overwrite.
-    let over = parity(&[
-        "bootstrap",
-        "--endpoint",
-        &moto.endpoint,
-        "-f",
-        &topo_path.display().to_string(),
-        "--seeds",
-        &seeds.display().to_string(),
-        "--seed-mode",
-        "overwrite",
-    ]);
+    let over = bootstrap(&["--seed-mode", "overwrite"]);
     assert_eq!(over.code, 0, "{over:?}");
     assert!(over.stdout.contains("7 seed item(s) written"), "{over:?}");
     assert_eq!(

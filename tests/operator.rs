@@ -305,68 +305,33 @@ async fn a_no_op_resync_writes_nothing() {
     // Let trailing watch events (status updates of Deployments) settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    async fn add<K>(ns: &TestNamespace, prefix: &str, m: &mut BTreeMap<String, String>)
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        for o in ns
+            .api::<K>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+        {
+            m.insert(
+                format!("{prefix}/{}", o.name_any()),
+                o.resource_version().unwrap_or_default(),
+            );
+        }
+    }
     async fn versions(ns: &TestNamespace) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
-        for d in ns
-            .api::<Deployment>()
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-        {
-            m.insert(
-                format!("deploy/{}", d.name_any()),
-                d.resource_version().unwrap_or_default(),
-            );
-        }
-        for s in ns
-            .api::<Service>()
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-        {
-            m.insert(
-                format!("svc/{}", s.name_any()),
-                s.resource_version().unwrap_or_default(),
-            );
-        }
-        for c in ns
-            .api::<ConfigMap>()
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-        {
-            m.insert(
-                format!("cm/{}", c.name_any()),
-                c.resource_version().unwrap_or_default(),
-            );
-        }
-        for s in ns
-            .api::<Secret>()
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-        {
-            m.insert(
-                format!("secret/{}", s.name_any()),
-                s.resource_version().unwrap_or_default(),
-            );
-        }
-        for j in ns
-            .api::<Job>()
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-        {
-            m.insert(
-                format!("job/{}", j.name_any()),
-                j.resource_version().unwrap_or_default(),
-            );
-        }
+        add::<Deployment>(ns, "deploy", &mut m).await;
+        add::<Service>(ns, "svc", &mut m).await;
+        add::<ConfigMap>(ns, "cm", &mut m).await;
+        add::<Secret>(ns, "secret", &mut m).await;
+        add::<Job>(ns, "job", &mut m).await;
         m
     }
     let before = versions(&ns).await;
