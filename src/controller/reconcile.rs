@@ -389,7 +389,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Creates `o` unless it exists; never updates it (its data is generated once).
-async fn create_once(ctx: &Context, ns: &str, o: Object) -> Result<(), Error> {
+pub(super) async fn create_once(ctx: &Context, ns: &str, o: Object) -> Result<(), Error> {
     if ctx.stores.get(&o, ns).is_some() {
         return Ok(());
     }
@@ -782,6 +782,17 @@ async fn ensure_finalizer(
     if retain {
         finalizers.push(RETAIN_FINALIZER.into());
     }
+    set_finalizers(env, ctx, envs, finalizers).await?;
+    Ok(())
+}
+
+/// Replaces the environment's finalizers, guarded by its resourceVersion.
+async fn set_finalizers(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    envs: &Api<ParityEnvironment>,
+    finalizers: Vec<String>,
+) -> Result<(), Error> {
     let patch =
         json!({"metadata": {"finalizers": finalizers, "resourceVersion": env.resource_version()}});
     envs.patch(
@@ -819,14 +830,6 @@ async fn finalize(
         .filter(|f| *f != RETAIN_FINALIZER)
         .cloned()
         .collect();
-    let patch =
-        json!({"metadata": {"finalizers": finalizers, "resourceVersion": env.resource_version()}});
-    envs.patch(
-        &env.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    ctx.metrics.wrote("patch");
+    set_finalizers(env, ctx, envs, finalizers).await?;
     Ok(Action::await_change())
 }

@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 
 use serde_json::json;
 
+use super::reconcile::create_once;
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{Endpoints, KeySource, SecretsProvider, ValidatedSpec};
-use crate::resources::{Component, names, object_meta};
+use crate::resources::{Component, Object, names, object_meta};
 use zeroize::Zeroizing;
 
 use crate::secrets::{
@@ -89,27 +90,13 @@ async fn rollout_key(ctx: &Context, valid: &ValidatedSpec) -> Result<Zeroizing<V
         type_: Some("Opaque".into()),
         ..Default::default()
     };
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    match secrets.create(&pp, &secret).await {
-        Ok(_) => {
-            ctx.metrics.wrote("create");
-            Ok(Zeroizing::new(key.to_vec()))
-        }
-        // Another replica made it first, or someone damaged it: use theirs, or say so.
-        Err(kube::Error::Api(s)) if s.code == 409 => secrets
-            .get_opt(&name)
-            .await?
-            .and_then(read)
-            .ok_or_else(|| {
-                Error::Keyring(format!(
-                    "Secret {name} exists without a 32-byte {ROLLOUT_KEY_KEY}: delete it to get a new one"
-                ))
-            }),
-        Err(e) => Err(e.into()),
-    }
+    create_once(ctx, &valid.namespace, Object::Secret(secret)).await?;
+    // Ours, or another replica's if it created the Secret first.
+    secrets.get_opt(&name).await?.and_then(read).ok_or_else(|| {
+        Error::Keyring(format!(
+            "Secret {name} exists without a 32-byte {ROLLOUT_KEY_KEY}: delete it to get a new one"
+        ))
+    })
 }
 
 /// Puts the rollout hash on the pod template of every Deployment labelled
@@ -250,20 +237,7 @@ async fn sync(
                         type_: Some("Opaque".into()),
                         ..Default::default()
                     };
-                    match secrets
-                        .create(
-                            &PostParams {
-                                field_manager: Some(FIELD_MANAGER.into()),
-                                ..Default::default()
-                            },
-                            &secret,
-                        )
-                        .await
-                    {
-                        Ok(_) => ctx.metrics.wrote("create"),
-                        Err(kube::Error::Api(s)) if s.code == 409 => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    create_once(ctx, &valid.namespace, Object::Secret(secret)).await?;
                 }
                 Some(s) if outcome.report.changed => {
                     let patch = json!({"metadata": {"resourceVersion": s.resource_version()}, "data": data});
