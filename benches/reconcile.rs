@@ -35,6 +35,9 @@ fn reconcile_decisions(c: &mut Criterion) {
         dashboard_available: true,
         secrets: (true, "NotConfigured".into(), String::new()),
         in_sync: (true, "NotMirrored".into(), String::new()),
+        kms_problem: None,
+        dynamodb_problem: None,
+        dashboard_problem: None,
     };
     c.bench_function("reconcile_decisions_local_level2", |b| {
         b.iter(|| {

@@ -46,6 +46,8 @@ pub enum Command {
     Rewrap(crate::dynamo::rewrap::RewrapArgs),
     /// Serve the dashboard: tables, items, envelope metadata (decrypted in Local), live feed.
     Dashboard(Box<crate::dashboard::DashboardArgs>),
+    /// Check that a TCP connection to a URL's host and port opens (exit 0) or not (exit 1).
+    Probe(crate::probe::ProbeArgs),
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -67,10 +69,17 @@ pub async fn run(cli: Cli) -> ExitCode {
         },
         Command::Kms(args) => exit(crate::kms::run(*args).await),
         Command::SecretsApi(args) => exit(crate::secrets::api::run(*args).await),
-        Command::Bootstrap(args) => exit(crate::dynamo::bootstrap::run(args).await),
+        Command::Bootstrap(args) => match crate::dynamo::bootstrap::run(args).await {
+            Err(e) if e.is::<crate::dynamo::bootstrap::InvalidInput>() => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(crate::dynamo::bootstrap::INVALID_INPUT_EXIT)
+            }
+            other => exit(other),
+        },
         Command::Capture(args) => exit(crate::dynamo::capture::run(args).await),
         Command::Rewrap(args) => exit(crate::dynamo::rewrap::run(args).await),
         Command::Dashboard(args) => exit(crate::dashboard::run(*args).await),
+        Command::Probe(args) => crate::probe::run(args).await,
         // diff: 0 equal, 1 different, 2 error (CI gates tell drift from a broken run).
         Command::Diff(args) => match crate::dynamo::diff_cmd::run(args).await {
             Ok(code) => code,

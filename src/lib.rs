@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod dashboard;
 pub mod dynamo;
 pub mod kms;
+pub mod probe;
 pub mod resources;
 pub mod secrets;
 pub mod signal;

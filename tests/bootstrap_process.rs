@@ -106,9 +106,20 @@ async fn an_unreachable_endpoint_fails_after_the_wait_timeout_with_the_last_erro
     );
 }
 
+/// The example fixtures without their encryption schema: these tests run no key service
+/// (encrypted seeds are tested in tests/dynamo_seed.rs and end to end).
+fn plain_fixtures() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["orders.jsonl", "customers.json"] {
+        std::fs::copy(repo(&format!("examples/fixtures/{f}")), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
 #[tokio::test]
 async fn a_second_bootstrap_changes_nothing_and_says_so() {
     let moto = support::moto::Moto::start();
+    let fixtures = plain_fixtures();
     let args = [
         "bootstrap",
         "--endpoint",
@@ -116,7 +127,7 @@ async fn a_second_bootstrap_changes_nothing_and_says_so() {
         "-f",
         &repo("examples/topology.yaml"),
         "--seeds",
-        &repo("examples/fixtures"),
+        &fixtures.path().display().to_string(),
     ];
     let first = parity(&args);
     assert_eq!(first.code, 0, "{first:?}");
@@ -150,7 +161,8 @@ async fn in_place_changes_are_applied_and_key_changes_need_recreate() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("topology.yaml");
     let path_s = path.display().to_string();
-    let seeds = repo("examples/fixtures");
+    let fixtures = plain_fixtures();
+    let seeds = fixtures.path().display().to_string();
     let mut t = example_topology();
     std::fs::write(&path, t.to_yaml()).unwrap();
     let run = parity(&[
@@ -270,7 +282,8 @@ fn an_invalid_topology_is_rejected_with_the_field_path_before_connecting() {
         "-f",
         &path.display().to_string(),
     ]);
-    assert_eq!(run.code, 1, "{run:?}");
+    // Invalid input exits 3: the bootstrap Job fails at once instead of retrying.
+    assert_eq!(run.code, 3, "{run:?}");
     assert!(
         run.stderr.contains(
             "tables[0].partitionKey.type: must be one of S, N, B (got \"STRING\") at line 3"
@@ -324,9 +337,13 @@ async fn the_operator_rendered_bootstrap_job_creates_the_environment_tables() {
     let path = dir.path().join("topology.yaml");
     std::fs::write(&path, &topology_doc).unwrap();
     let mut args = job_args.clone();
+    // The example seeds its tables (the seed ConfigMap's mount): the fixtures, without the
+    // encryption schema, since no key service runs here.
+    let fixtures = plain_fixtures();
     for (flag, value) in [
         ("--endpoint", moto.endpoint.clone()),
         ("--topology", path.display().to_string()),
+        ("--seeds", fixtures.path().display().to_string()),
     ] {
         let i = args
             .iter()

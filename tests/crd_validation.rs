@@ -169,6 +169,11 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
             "spec.tier: Required value",
         ),
         (
+            "moto-volume",
+            json!({"tier": "Local", "dynamodb": {"engine": "Moto", "persistence": {"mode": "Volume"}}}),
+            "spec.dynamodb.persistence.mode Volume is not supported by engine Moto",
+        ),
+        (
             "a-name-that-is-far-too-long-for-the-objects-it-prefixes",
             json!({"tier": "Local"}),
             "metadata.name must be a DNS-1035 label of at most 40 characters",
@@ -237,10 +242,9 @@ async fn api_server_applies_visible_defaults() {
     assert_eq!(spec["keys"]["deletionPolicy"], "Retain");
     assert_eq!(spec["keys"]["rotation"]["retainVersions"], 3);
     assert_eq!(spec["secrets"]["provider"], "Local");
-    assert_eq!(
-        spec["dynamodb"]["image"],
-        parity_operator::api::DEFAULT_DYNAMODB_IMAGE
-    );
+    // The engine is a visible default; its image is resolved per engine, not stored.
+    assert_eq!(spec["dynamodb"]["engine"], "DynamoDBLocal");
+    assert!(spec["dynamodb"].get("image").is_none(), "{spec}");
     assert_eq!(spec["dynamodb"]["persistence"]["size"], "1Gi");
     // What the API server stored reads back into the Rust type and validates.
     let env: parity_operator::api::ParityEnvironment =

@@ -202,7 +202,7 @@ async fn bad_fixtures_are_reported_with_file_line_and_reason_and_nothing_is_writ
         "--seeds",
         &seeds.display().to_string(),
     ]);
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 3, "invalid input exits 3: {run:?}");
     let expected = "error: seed fixtures rejected, nothing was written: 9 problems in 4 files\n  \
 README.txt: not a fixture: expected <table>.jsonl, .ndjson, .json or <table>.fixture.yaml\n  \
 customers.json:3: wrong key type: attribute \"id\" (partition key of table customers) must be S, got N\n  \
@@ -299,7 +299,7 @@ async fn fields_marked_encrypted_are_stored_as_ciphertext_that_decrypts_with_the
         "--seeds",
         &dir.path().display().to_string(),
     ]);
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 3, "invalid input exits 3: {run:?}");
     assert!(
         run.stderr.contains(
             "error: fixtures customers.jsonl mark fields encrypted, but no key service is configured (--kms-endpoint, --kms-key-id); nothing was changed"

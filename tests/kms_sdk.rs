@@ -393,3 +393,34 @@ async fn data_key_cache_bounds_kms_calls() {
     }
     assert_eq!(provider.calls(), 4 + 12, "each decrypt unwraps through KMS");
 }
+
+#[tokio::test]
+async fn a_keyring_file_that_stays_gone_is_reported_while_the_key_keeps_serving() {
+    let (kms, key_id) = start(&["--reload-seconds", "1"]);
+    std::fs::remove_file(&kms.keyring_path).unwrap();
+    let said = support::wait::until(
+        "parity kms to report the missing keyring file",
+        Duration::from_secs(15),
+        || async {
+            let out = kms.output();
+            if out.contains("keyring file is gone") {
+                Ok(out)
+            } else {
+                Err(out)
+            }
+        },
+    )
+    .await;
+    assert!(said.contains(&key_id), "the report names the key: {said}");
+    assert!(said.contains("ERROR"), "reported as an error: {said}");
+    // Still serving from memory (apps keep working while the Secret is restored).
+    let dk = kms
+        .client()
+        .generate_data_key()
+        .key_id(&key_id)
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await
+        .unwrap();
+    assert!(dk.ciphertext_blob().is_some());
+}

@@ -14,87 +14,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
-use parity_operator::api::ParityEnvironment;
 use serde_json::{Value, json};
 use support::kube_env::TestNamespace;
 use support::operator::Operator;
 use support::wait::until;
 
-const WAIT: Duration = Duration::from_secs(90);
-
-fn env(name: &str, spec: Value) -> ParityEnvironment {
-    serde_json::from_value(json!({
-        "apiVersion": "parity.dev/v1alpha1", "kind": "ParityEnvironment",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .expect("environment json")
-}
-
-fn local_spec() -> Value {
-    json!({
-        "tier": "Local", "parityLevel": 2,
-        "dynamodb": {"tables": [{"name": "orders", "partitionKey": {"name": "id", "type": "S"}}]},
-        "dashboard": {"enabled": true, "decryption": "Server"}
-    })
-}
-
-async fn setup(prefix: &str) -> (TestNamespace, Operator, Api<ParityEnvironment>) {
-    let ns = TestNamespace::new(prefix).await;
-    support::crd::install_crd(&ns.client).await;
-    let op = Operator::start(&ns.name, &format!("{prefix}-a"), None);
-    let envs: Api<ParityEnvironment> = ns.api();
-    (ns, op, envs)
-}
-
-fn condition(e: &ParityEnvironment, t: &str) -> Option<(String, String, Option<i64>)> {
-    e.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == t)
-        .map(|c| {
-            (
-                format!("{:?}", c.status),
-                c.reason.clone(),
-                c.observed_generation,
-            )
-        })
-}
-
-async fn wait_condition(
-    envs: &Api<ParityEnvironment>,
-    name: &str,
-    t: &str,
-    status: &str,
-) -> ParityEnvironment {
-    until(&format!("{name} condition {t}={status}"), WAIT, || async {
-        let e = envs.get(name).await.map_err(|e| e.to_string())?;
-        match condition(&e, t) {
-            Some((s, _, g)) if s == status && g == e.meta().generation => Ok(e),
-            other => Err(format!(
-                "{t}: {other:?}; Ready: {:?}",
-                condition(&e, "Ready")
-            )),
-        }
-    })
-    .await
-}
-
-async fn names<K>(api: &Api<K>) -> Vec<String>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut v: Vec<String> = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .items
-        .iter()
-        .map(|o| o.name_any())
-        .collect();
-    v.sort();
-    v
-}
+use support::penv::*;
 
 #[tokio::test]
 async fn local_environment_becomes_ready_with_every_object_owned() {
@@ -455,11 +380,18 @@ async fn deletion_collects_children_and_retain_keeps_the_keyring_for_the_next_en
     let kept = secrets.get("dev-keyring").await.expect("keyring retained");
     assert!(
         kept.owner_references().is_empty(),
-        "retained keyring still has owners"
+        "retained keyring has owners"
+    );
+    assert_eq!(
+        kept.annotations()
+            .get("parity.dev/retained")
+            .map(String::as_str),
+        Some("true")
     );
 
     // A new environment of the same name adopts the same keys.
-    envs.create(&PostParams::default(), &env("dev", spec))
+    let recreated = envs
+        .create(&PostParams::default(), &env("dev", spec))
         .await
         .expect("re-create");
     wait_condition(&envs, "dev", "Ready", "True").await;
@@ -468,26 +400,33 @@ async fn deletion_collects_children_and_retain_keeps_the_keyring_for_the_next_en
         adopted.data, keyring_before,
         "the re-created environment must find the same keys"
     );
-    assert_eq!(adopted.owner_references().len(), 1);
+    assert!(
+        adopted.owner_references().is_empty(),
+        "never garbage collected"
+    );
+    assert_eq!(
+        adopted.annotations().get("parity.dev/environment-uid"),
+        recreated.uid().as_ref()
+    );
+    assert!(!adopted.annotations().contains_key("parity.dev/retained"));
+    wait_event(&ns, "KeyringAdopted").await;
 
-    // With deletionPolicy Delete the keyring goes with the environment.
+    // With deletionPolicy Delete the finalizer deletes the keyring with the environment.
     let patch = json!({"spec": {"keys": {"deletionPolicy": "Delete"}}});
     envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("patch");
-    until("the retain finalizer to be removed", WAIT, || async {
-        let e = envs.get("dev").await.map_err(|e| e.to_string())?;
-        if e.finalizers().is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{:?}", e.finalizers()))
-        }
-    })
-    .await;
+    wait_condition(&envs, "dev", "Ready", "True").await;
+    let e = envs.get("dev").await.expect("get");
+    assert_eq!(
+        e.finalizers(),
+        ["parity.dev/keyring"],
+        "held while the keyring exists, whatever the policy"
+    );
     envs.delete("dev", &DeleteParams::background())
         .await
         .expect("delete");
-    until("garbage collection of the keyring", WAIT, || async {
+    until("the finalizer to delete the keyring", WAIT, || async {
         secrets
             .get_opt("dev-keyring")
             .await
@@ -495,6 +434,7 @@ async fn deletion_collects_children_and_retain_keeps_the_keyring_for_the_next_en
             .map_or(Ok(()), |_| Err("exists".to_string()))
     })
     .await;
+    wait_event(&ns, "KeyringDeleted").await;
 }
 
 #[tokio::test]
@@ -635,30 +575,6 @@ async fn suspend_scales_to_zero_and_keeps_keys_then_resumes() {
     .await
     .expect("resume");
     wait_condition(&envs, "dev", "Ready", "True").await;
-}
-
-async fn wait_warning(ns: &TestNamespace, reason: &str) {
-    let events: Api<Event> = ns.api();
-    until(&format!("a Warning event {reason}"), WAIT, || async {
-        let list = events
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        list.items
-            .iter()
-            .find(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
-            .map(|_| ())
-            .ok_or(format!("{} events", list.items.len()))
-    })
-    .await;
-}
-
-fn ready_message(e: &ParityEnvironment) -> String {
-    e.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message.clone())
-        .unwrap_or_default()
 }
 
 #[tokio::test]

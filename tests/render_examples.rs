@@ -71,15 +71,32 @@ fn local_example_renders_every_component() {
         "Secret/dev-keyring",
         "ConfigMap/dev-topology",
         "Deployment/dev-kms",
-        "PersistentVolumeClaim/dev-dynamodb-data",
         "Deployment/dev-dynamodb",
         "Deployment/dev-dashboard",
     ] {
         assert!(n.contains(&want.to_string()), "missing {want} in {n:?}");
     }
     assert!(n.iter().any(|x| x.starts_with("Job/dev-bootstrap-")));
+    // Engine Moto: in memory (no claim), moto_server plus the restore sidecar.
+    assert!(
+        !n.iter().any(|x| x.starts_with("PersistentVolumeClaim/")),
+        "{n:?}"
+    );
+    let ddb = d
+        .iter()
+        .find(|x| x["kind"] == "Deployment" && x["metadata"]["name"] == "dev-dynamodb")
+        .unwrap();
+    let containers = &ddb["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers[0]["command"][0], "/usr/local/bin/moto_server");
+    assert_eq!(containers[1]["name"], "restore");
+    assert_eq!(containers[1]["args"][0], "bootstrap");
     for doc in &d {
         assert_eq!(doc["metadata"]["namespace"], "default");
+        if doc["metadata"]["name"] == "dev-keyring" {
+            // Never garbage collected: the finalizer decides its fate.
+            assert!(doc["metadata"].get("ownerReferences").is_none());
+            continue;
+        }
         assert_eq!(
             doc["metadata"]["ownerReferences"][0]["kind"],
             "ParityEnvironment"

@@ -14,6 +14,9 @@ use super::status::ParityEnvironmentStatus;
 /// The DynamoDB Local image used when `spec.dynamodb.image` is not set. Only referenced:
 /// the jar is not open source, so nothing here downloads it.
 pub const DEFAULT_DYNAMODB_IMAGE: &str = "amazon/dynamodb-local:2.5.2";
+/// The moto server image used for engine Moto when `spec.dynamodb.image` is not set (the
+/// name of the upstream image; hack/testenv builds one of that name from PyPI).
+pub const DEFAULT_MOTO_IMAGE: &str = "docker.io/motoserver/moto:5.2.5";
 
 /// Go-style duration (`90s`, `15m`, `12h`, `1h30m`) plus whole days (`7d`), as the
 /// controller and `validate()` parse it.
@@ -192,15 +195,25 @@ pub struct LocalObjectRef {
     pub name: String,
 }
 
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.engine) || self.engine != 'Moto' || !has(self.persistence) || !has(self.persistence.mode) || self.persistence.mode != 'Volume'")
+        .message("spec.dynamodb.persistence.mode Volume is not supported by engine Moto (it keeps data in memory only): use InMemory, or engine DynamoDBLocal")
+        .field_path(".persistence.mode"),
+)]
 pub struct DynamoDbSpec {
-    /// The DynamoDB Local image (pinned tag or digest).
-    #[serde(default = "default_dynamodb_image")]
-    #[schemars(length(min = 1, max = 255))]
-    pub image: String,
+    /// What serves the DynamoDB API in the cluster: DynamoDBLocal (AWS's DynamoDB Local, not
+    /// open source, only referenced) or Moto (the open-source moto server; in memory only).
+    #[serde(default)]
+    pub engine: DynamoDbEngine,
 
-    /// Where DynamoDB Local keeps its data.
+    /// The engine's image (pinned tag or digest); unset means the engine's pinned default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub image: Option<String>,
+
+    /// Where DynamoDB keeps its data.
     #[serde(default)]
     pub persistence: PersistenceSpec,
 
@@ -219,20 +232,24 @@ pub struct DynamoDbSpec {
     pub external: Option<ExternalDynamoDb>,
 }
 
-impl Default for DynamoDbSpec {
-    fn default() -> Self {
-        DynamoDbSpec {
-            image: default_dynamodb_image(),
-            persistence: PersistenceSpec::default(),
-            tables: Vec::new(),
-            seed: None,
-            external: None,
-        }
+impl DynamoDbSpec {
+    /// spec.dynamodb.image, or the engine's default.
+    pub fn image(&self) -> &str {
+        self.image.as_deref().unwrap_or(match self.engine {
+            DynamoDbEngine::DynamoDBLocal => DEFAULT_DYNAMODB_IMAGE,
+            DynamoDbEngine::Moto => DEFAULT_MOTO_IMAGE,
+        })
     }
 }
 
-fn default_dynamodb_image() -> String {
-    DEFAULT_DYNAMODB_IMAGE.to_string()
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DynamoDbEngine {
+    /// amazon/dynamodb-local: in memory or on a volume.
+    #[default]
+    DynamoDBLocal,
+    /// moto server (DynamoDB and DynamoDB Streams): in memory only; a restore sidecar
+    /// re-creates tables and seeds when it restarts empty.
+    Moto,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -40,7 +40,7 @@ fn defaults_resolve_per_tier() {
     assert_eq!(v.persistence, PersistenceMode::Volume);
     assert_eq!(v.spec.dashboard.decryption, Decryption::Disabled);
     assert_eq!(v.spec.keys.rotation.retain_versions, 3);
-    assert_eq!(v.spec.dynamodb.image, DEFAULT_DYNAMODB_IMAGE);
+    assert_eq!(v.spec.dynamodb.image(), DEFAULT_DYNAMODB_IMAGE);
     let v = validate(&env("  tier: CI\n  ttl: 2h\n")).unwrap();
     assert_eq!(v.persistence, PersistenceMode::InMemory);
     assert_eq!(v.ttl, Some(std::time::Duration::from_secs(7200)));
@@ -181,7 +181,7 @@ fn crd_carries_rules_defaults_and_columns() {
         "shortNames:\n    - penv",
         "default: Disabled",
         "default: Retain",
-        "amazon/dynamodb-local:",
+        "default: DynamoDBLocal",
         "name: Ready",
         "subresources:\n      status: {}",
         "x-kubernetes-list-type: map",
@@ -250,4 +250,44 @@ fn crd_yaml_quotes_what_yaml_1_1_reads_as_booleans() {
         serde_json::to_value(<crate::api::ParityEnvironment as kube::CustomResourceExt>::crd())
             .expect("json");
     assert_eq!(back, want);
+}
+
+#[test]
+fn adopting_foreign_secrets_takes_the_exact_opt_in_annotation() {
+    let with = |value: Option<&str>| {
+        let mut e = env("  tier: Local\n");
+        if let Some(v) = value {
+            e.metadata.annotations = Some(
+                [(
+                    crate::resources::ANNOTATION_ADOPT_EXISTING.to_string(),
+                    v.to_string(),
+                )]
+                .into(),
+            );
+        }
+        validate(&e).expect("valid").adopt_existing_secrets
+    };
+    assert!(!with(None));
+    assert!(!with(Some("yes")));
+    assert!(with(Some("true")));
+}
+
+#[test]
+fn engine_moto_runs_in_memory_and_refuses_a_volume() {
+    let v = validate(&env("  tier: Local\n  dynamodb: {engine: Moto}\n")).unwrap();
+    assert_eq!(
+        v.persistence,
+        PersistenceMode::InMemory,
+        "Local's Volume default does not apply"
+    );
+    assert_eq!(v.spec.dynamodb.image(), DEFAULT_MOTO_IMAGE);
+    assert_eq!(
+        fields("  tier: Local\n  dynamodb: {engine: Moto, persistence: {mode: Volume}}\n"),
+        ["spec.dynamodb.persistence.mode"]
+    );
+    let pinned = validate(&env(
+        "  tier: CI\n  dynamodb: {engine: Moto, image: moto:mine}\n",
+    ))
+    .unwrap();
+    assert_eq!(pinned.spec.dynamodb.image(), "moto:mine");
 }

@@ -62,6 +62,9 @@ pub struct ValidatedSpec {
     /// The mirror source's topology with spec.mirror.overrides applied, once the controller
     /// has read the source (`None` before, and for environments that do not mirror).
     pub mirrored: Option<crate::dynamo::topology::Topology>,
+    /// The environment is annotated `parity.dev/adopt-existing-secrets=true`: it may take over
+    /// create-once Secrets that parity-operator did not make for it.
+    pub adopt_existing_secrets: bool,
 }
 
 impl ValidatedSpec {
@@ -220,6 +223,15 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
         _ => {}
     }
 
+    if spec.dynamodb.engine == super::spec::DynamoDbEngine::Moto
+        && spec.dynamodb.persistence.mode == Some(PersistenceMode::Volume)
+    {
+        errors.push(FieldError::new(
+            "spec.dynamodb.persistence.mode",
+            "Volume is not supported by engine Moto (it keeps data in memory only): use InMemory, or engine DynamoDBLocal",
+        ));
+    }
+
     let mut seen = std::collections::BTreeSet::new();
     for (i, t) in spec.dynamodb.tables.iter().enumerate() {
         if !seen.insert(t.name.as_str()) {
@@ -292,15 +304,22 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
         generation: env.metadata.generation,
         creation_timestamp: env.metadata.creation_timestamp.clone(),
         profile: p,
-        persistence: spec
-            .dynamodb
-            .persistence
-            .mode
-            .unwrap_or(p.default_persistence),
+        // Moto has no persistence: in memory whatever the tier's default.
+        persistence: match (spec.dynamodb.persistence.mode, spec.dynamodb.engine) {
+            (Some(mode), _) => mode,
+            (None, super::spec::DynamoDbEngine::Moto) => PersistenceMode::InMemory,
+            (None, super::spec::DynamoDbEngine::DynamoDBLocal) => p.default_persistence,
+        },
         spec: spec.clone(),
         ttl,
         rotation_period,
         mirrored: None,
+        adopt_existing_secrets: env
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::resources::ANNOTATION_ADOPT_EXISTING))
+            .is_some_and(|v| v == "true"),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Pure: what the observed state of an environment's objects means, as conditions.
 //! Ready is the CI gate; Progressing and Degraded tell "still converging" from "broken".
 
+use super::pods::PodProblem;
 use crate::api::{Condition, ConditionStatus, ConditionType, FieldError, describe};
 
 /// The state of the bootstrap Job, as far as conditions care.
@@ -32,6 +33,31 @@ pub struct Observed {
     pub secrets: (bool, String, String),
     /// InSync: (in sync, reason, message).
     pub in_sync: (bool, String, String),
+    /// Why the pods of an unavailable component are not up (image, crash loop, scheduling).
+    pub kms_problem: Option<PodProblem>,
+    pub dynamodb_problem: Option<PodProblem>,
+    pub dashboard_problem: Option<PodProblem>,
+}
+
+impl Observed {
+    /// The first pod problem: the environment is Degraded, not merely starting.
+    fn pod_problem(&self) -> Option<&PodProblem> {
+        self.kms_problem
+            .as_ref()
+            .or(self.dynamodb_problem.as_ref())
+            .or(self.dashboard_problem.as_ref())
+    }
+}
+
+fn starting_or(
+    problem: &Option<PodProblem>,
+    reason: &'static str,
+    message: &str,
+) -> (bool, &'static str, String) {
+    match problem {
+        Some(p) => (false, p.reason, p.message.clone()),
+        None => (false, reason, message.to_string()),
+    }
 }
 
 fn cond(
@@ -71,10 +97,10 @@ pub fn keys_ready(o: &Observed) -> (bool, &'static str, String) {
             "the keyring exists and the key service is available".into(),
         )
     } else {
-        (
-            false,
+        starting_or(
+            &o.kms_problem,
             "KeyServiceStarting",
-            "waiting for the key service Deployment to become available".into(),
+            "waiting for the key service Deployment to become available",
         )
     }
 }
@@ -95,10 +121,10 @@ pub fn dynamodb_ready(o: &Observed) -> (bool, &'static str, String) {
         );
     }
     if !o.dynamodb_available {
-        return (
-            false,
+        return starting_or(
+            &o.dynamodb_problem,
             "DynamoDBStarting",
-            "waiting for the DynamoDB Deployment to become available".into(),
+            "waiting for the DynamoDB Deployment to become available",
         );
     }
     match &o.bootstrap {
@@ -146,10 +172,10 @@ pub fn dashboard_ready(
             "the dashboard is available".into(),
         )
     } else {
-        (
-            false,
+        starting_or(
+            &o.dashboard_problem,
             "DashboardStarting",
-            "waiting for the dashboard Deployment to become available".into(),
+            "waiting for the dashboard Deployment to become available",
         )
     }
 }
@@ -202,7 +228,7 @@ pub fn compute(o: &Observed, generation: Option<i64>) -> Vec<Condition> {
 
     // Drift from staging is reported (InSync) but does not make the environment unusable.
     let first_failure = parts.iter().find(|(_, ok, _, _)| !ok);
-    let degraded = matches!(o.bootstrap, JobState::Failed(_));
+    let degraded = matches!(o.bootstrap, JobState::Failed(_)) || o.pod_problem().is_some();
     let (ready, progressing) = if o.suspended {
         out.push(cond(
             ConditionType::Ready,
@@ -268,7 +294,15 @@ pub fn compute(o: &Observed, generation: Option<i64>) -> Vec<Condition> {
     };
     let _ = ready;
     out.push(progressing);
-    out.push(if degraded {
+    out.push(if let Some(p) = o.pod_problem() {
+        cond(
+            ConditionType::Degraded,
+            true,
+            p.reason,
+            p.message.clone(),
+            generation,
+        )
+    } else if degraded {
         cond(
             ConditionType::Degraded,
             true,
@@ -348,6 +382,9 @@ mod tests {
             dashboard_available: true,
             secrets: (true, "Generated".into(), "ok".into()),
             in_sync: (true, "NotMirrored".into(), "ok".into()),
+            kms_problem: None,
+            dynamodb_problem: None,
+            dashboard_problem: None,
         }
     }
 
@@ -413,6 +450,27 @@ mod tests {
             get(&cs, ConditionType::Progressing).status,
             ConditionStatus::False
         );
+    }
+
+    #[test]
+    fn a_pod_problem_names_the_component_and_degrades_instead_of_starting() {
+        let o = Observed {
+            kms_available: false,
+            kms_problem: Some(PodProblem {
+                reason: "ImagePullBackOff",
+                message: "container kms of pod dev-kms-x cannot get image p:missing".into(),
+                crashed: None,
+            }),
+            ..ready_all()
+        };
+        let cs = compute(&o, None);
+        let keys = get(&cs, ConditionType::KeysReady);
+        assert_eq!(keys.reason, "ImagePullBackOff");
+        assert!(keys.message.contains("p:missing"));
+        let degraded = get(&cs, ConditionType::Degraded);
+        assert_eq!(degraded.status, ConditionStatus::True);
+        assert_eq!(degraded.reason, "ImagePullBackOff");
+        assert_eq!(get(&cs, ConditionType::Ready).reason, "ImagePullBackOff");
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod leader;
 pub mod live;
 pub mod metrics;
 pub mod mirror;
+pub mod ownership;
+pub mod pods;
 mod reconcile;
 mod secrets;
 pub mod stores;
@@ -30,14 +32,46 @@ use crate::api::ParityEnvironment;
 use crate::resources::BuildContext;
 
 pub const FIELD_MANAGER: &str = "parity-operator";
-pub const RETAIN_FINALIZER: &str = "parity.dev/retain-keyring";
+/// Held while a Local keyring may exist, so that deletion decides the keyring's fate
+/// (deletionPolicy Retain or Delete) rather than the garbage collector.
+pub const KEYRING_FINALIZER: &str = "parity.dev/keyring";
+/// The finalizer of earlier versions (Retain only); removed on sight.
+pub const LEGACY_RETAIN_FINALIZER: &str = "parity.dev/retain-keyring";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("keyring: {0}")]
-    Keyring(String),
+    /// Only the user can fix this (a missing seed Secret, a lost keyring, a stranger's Secret
+    /// in the way): it goes into the condition named here and a Warning event, and the
+    /// environment is looked at again later.
+    #[error("{message}")]
+    NeedsUser {
+        reason: &'static str,
+        condition: crate::api::ConditionType,
+        message: String,
+    },
+}
+
+impl Error {
+    pub fn keyring(message: impl Into<String>) -> Self {
+        Error::NeedsUser {
+            reason: "KeyringUnavailable",
+            condition: crate::api::ConditionType::KeysReady,
+            message: message.into(),
+        }
+    }
+}
+
+/// The environment an object belongs to, by its `parity.dev/environment` label. The keyring
+/// has no owner reference, so owner-based mapping would miss its deletion.
+pub fn labelled_environment<K: kube::Resource>(o: &K) -> Option<ObjectRef<ParityEnvironment>> {
+    let name = o.labels().get(crate::resources::LABEL_ENVIRONMENT)?;
+    let mut r = ObjectRef::new(name);
+    if let Some(ns) = o.meta().namespace.as_deref() {
+        r = r.within(ns);
+    }
+    Some(r)
 }
 
 /// (kind, namespace, name) of an applied object.
@@ -230,7 +264,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         .owns_stream(triggers.jobs)
         .owns_stream(triggers.services)
         .owns_stream(triggers.config_maps)
-        .owns_stream(triggers.secrets)
+        .watches_stream(triggers.secrets, |s| labelled_environment(&s))
         .owns_stream(triggers.service_accounts)
         .owns_stream(triggers.network_policies)
         .owns_stream(triggers.pvcs)

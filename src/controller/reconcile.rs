@@ -8,16 +8,18 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::conditions::{self, JobState, Observed};
-use super::{Context, Error, FIELD_MANAGER, RETAIN_FINALIZER};
+use super::ownership::{self, Claim};
+use super::{Context, Error, FIELD_MANAGER, KEYRING_FINALIZER, LEGACY_RETAIN_FINALIZER};
 use crate::api::{
     ConditionStatus, ConditionType, DeletionPolicy, KeyProvider, KeySource, KeyVersionState,
     KeyVersionStatus, KeysStatus, ParityEnvironment, ParityEnvironmentStatus, SecretsProvider,
@@ -31,9 +33,27 @@ const RESYNC: Duration = Duration::from_secs(300);
 const CONVERGING_RECHECK: Duration = Duration::from_secs(10);
 const INFISICAL_RECHECK: Duration = Duration::from_secs(60);
 
+/// How soon an environment waiting on its user is looked at again (the seed Secret, a
+/// restored keyring or a removed stranger's Secret may not be watched).
+const NEEDS_USER_RECHECK: Duration = Duration::from_secs(15);
+
 pub async fn reconcile(env: Arc<ParityEnvironment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile_inner(&env, &ctx).await;
+    let result = match reconcile_inner(&env, &ctx).await {
+        Err(Error::NeedsUser {
+            reason,
+            condition,
+            message,
+        }) => {
+            let envs: Api<ParityEnvironment> =
+                Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());
+            let conds = conditions::failed(reason, message, Some(condition), env.meta().generation);
+            write_conditions(&env, &ctx, &envs, conds)
+                .await
+                .map(|()| Action::requeue(NEEDS_USER_RECHECK))
+        }
+        other => other,
+    };
     let outcome = match &result {
         Ok(_) => "ok",
         Err(_) => "error",
@@ -61,7 +81,10 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         }
     };
 
-    ensure_finalizer(env, ctx, &envs, &valid).await?;
+    // The finalizer goes on before a keyring can exist, so no keyring is ever left to the
+    // garbage collector's judgement.
+    let keyring_wanted = resources::plan(&valid, valid.profile).kms;
+    ensure_finalizer(env, ctx, &envs, keyring_wanted).await?;
 
     if let Some(expires) = valid.expires_at()
         && expires.0 <= Timestamp::now()
@@ -114,22 +137,7 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
 
     // keys: the keyring Secret is created once, never applied over.
     let keyring = if plan.kms {
-        match ensure_keyring(env, ctx, &valid).await {
-            Ok(k) => Some(k),
-            // The user must act (create the seed Secret, repair the keyring): say so in
-            // status and an event, and look again later (the seed Secret is not watched).
-            Err(Error::Keyring(msg)) => {
-                let conds = conditions::failed(
-                    "KeyringUnavailable",
-                    msg,
-                    Some(ConditionType::KeysReady),
-                    env.meta().generation,
-                );
-                write_conditions(env, ctx, &envs, conds).await?;
-                return Ok(Action::requeue(Duration::from_secs(15)));
-            }
-            Err(e) => return Err(e),
-        }
+        Some(ensure_keyring(env, ctx, &valid).await?)
     } else {
         None
     };
@@ -157,7 +165,15 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         .find(|o| o.component() == Some(Component::Bootstrap) && matches!(o, Object::Job(_)))
         .map(|o| o.name().to_string());
     let bootstrap = match &bootstrap_name {
-        Some(job) => job_state(ctx, &ns, job),
+        Some(job) => match job_state(ctx, &ns, job) {
+            // The Job says only that it failed; its pod's last words say why (file:line).
+            JobState::Failed(why) => JobState::Failed(
+                super::pods::job_failure(ctx, &ns, job)
+                    .await
+                    .map_or(why, |line| format!("{line} (Job {job})")),
+            ),
+            other => other,
+        },
         None => JobState::Succeeded,
     };
     let keys_ok = !plan.kms || kms_available;
@@ -183,13 +199,14 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
                 None
             };
             if let Some(secret) = secret {
-                create_once(ctx, &ns, Object::Secret(secret)).await?;
+                create_once(ctx, &valid, Object::Secret(secret)).await?;
             }
             continue;
         }
         let gated = match (o, o.component()) {
+            // Encrypted seed fields go through the key service: wait for it too.
             (Object::Job(_), Some(Component::Bootstrap)) => {
-                !dynamodb_available || valid.spec.suspend
+                !dynamodb_available || !keys_ok || valid.spec.suspend
             }
             (Object::Deployment(_) | Object::Service(_), Some(Component::Dashboard)) => {
                 !(keys_ok && dynamo_ok)
@@ -217,11 +234,14 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
 
     let mut secrets_state = secrets.state;
     if plan.secrets_api && secrets_state.0 && !secrets_api_available && !valid.spec.suspend {
-        secrets_state = (
-            false,
-            "SecretsApiStarting".into(),
-            "waiting for the secrets-api Deployment (the Infisical-compatible endpoint) to become available".into(),
-        );
+        secrets_state = match super::pods::diagnose(ctx, &ns, &name, Component::SecretsApi.as_str()).await {
+            Some(p) => (false, p.reason.into(), p.message),
+            None => (
+                false,
+                "SecretsApiStarting".into(),
+                "waiting for the secrets-api Deployment (the Infisical-compatible endpoint) to become available".into(),
+            ),
+        };
     }
 
     // drift: a mirror's declared tables against its source, then (--live-drift) the tables
@@ -254,6 +274,25 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         }
     }
 
+    // Why an unavailable component's pods are not up, when they say so.
+    let (ns_ref, name_ref, suspended) = (ns.as_str(), name.as_str(), valid.spec.suspend);
+    let diagnose = |needed: bool, available: bool, component: Component| async move {
+        if needed && !available && !suspended {
+            super::pods::diagnose(ctx, ns_ref, name_ref, component.as_str()).await
+        } else {
+            None
+        }
+    };
+    let kms_problem = diagnose(plan.kms, kms_available, Component::Kms).await;
+    let dynamodb_problem =
+        diagnose(plan.dynamodb_pod, dynamodb_available, Component::DynamoDb).await;
+    let dashboard_problem = diagnose(
+        plan.dashboard && keys_ok && dynamo_ok,
+        dashboard_available,
+        Component::Dashboard,
+    )
+    .await;
+
     // status
     let observed = Observed {
         suspended: valid.spec.suspend,
@@ -285,6 +324,9 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         dashboard_available,
         secrets: secrets_state,
         in_sync,
+        kms_problem,
+        dynamodb_problem,
+        dashboard_problem,
     };
     let mut status = env.status.clone().unwrap_or_default();
     status.observed_generation = env.meta().generation;
@@ -299,9 +341,13 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     // While converging, look again soon: watch events drive progress, but a missed one (or a
     // dependency the operator does not watch, like pods behind a Deployment) must not leave
     // an environment waiting for the five-minute resync.
+    // A pod problem may clear by itself (an image loaded later), and pods are not watched.
     let converging = status
         .condition(ConditionType::Progressing)
-        .is_some_and(|c| c.status == ConditionStatus::True);
+        .is_some_and(|c| c.status == ConditionStatus::True)
+        || status
+            .condition(ConditionType::Degraded)
+            .is_some_and(|c| c.status == ConditionStatus::True);
     write_status(env, ctx, &envs, status).await?;
 
     let mut next = if converging {
@@ -323,6 +369,14 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         if let Ok(left) = Duration::try_from(left) {
             next = next.min(left + Duration::from_secs(1));
         }
+    }
+    // Rotation is due at a moment nothing watches: look again then.
+    if let (Some(k), Some(period)) = (&keyring, valid.rotation_period)
+        && let Ok(period) = jiff::SignedDuration::try_from(period)
+        && let Ok(due) = k.active_created().checked_add(period)
+        && let Ok(left) = Duration::try_from(due.duration_since(Timestamp::now()))
+    {
+        next = next.min(left + Duration::from_secs(1));
     }
     Ok(Action::requeue(next))
 }
@@ -388,9 +442,20 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-/// Creates `o` unless it exists; never updates it (its data is generated once).
-pub(super) async fn create_once(ctx: &Context, ns: &str, o: Object) -> Result<(), Error> {
-    if ctx.stores.get(&o, ns).is_some() {
+/// Creates `o` unless it exists; never updates it (its data is generated once). One that
+/// exists must be this environment's (see [`claim_secret`]).
+pub(super) async fn create_once(
+    ctx: &Context,
+    valid: &ValidatedSpec,
+    o: Object,
+) -> Result<(), Error> {
+    let ns = &valid.namespace;
+    let uid = valid.uid.as_deref().unwrap_or_default();
+    if ctx
+        .stores
+        .get(&o, ns)
+        .is_some_and(|c| c.owner_uids.iter().any(|u| u == uid))
+    {
         return Ok(());
     }
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &o.api_resource());
@@ -404,14 +469,64 @@ pub(super) async fn create_once(ctx: &Context, ns: &str, o: Object) -> Result<()
             tracing::info!(
                 kind = o.kind(),
                 name = o.name(),
-                namespace = ns,
+                namespace = %ns,
                 "created once"
             );
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => match api.get_metadata_opt(o.name()).await? {
+            Some(existing) => claim_secret(ctx, valid, &existing.metadata).await,
+            // Deleted in between: the next reconcile creates it.
+            None => Ok(()),
+        },
         Err(e) => Err(e.into()),
     }
+}
+
+/// Lets the environment use an existing create-once Secret (other than the keyring) only if
+/// it was made for it, or with the opt-in annotation, in which case it is taken over (our
+/// labels and owner reference). Anything else is refused with SecretConflict and left as is.
+pub(super) async fn claim_secret(
+    ctx: &Context,
+    valid: &ValidatedSpec,
+    existing: &ObjectMeta,
+) -> Result<(), Error> {
+    let name = existing.name.clone().unwrap_or_default();
+    let why = match ownership::claim(
+        existing,
+        &valid.name,
+        valid.uid.as_deref().unwrap_or_default(),
+    ) {
+        Claim::Ours => return Ok(()),
+        Claim::Retained => None,
+        Claim::Foreign(why) => Some(why),
+    };
+    if let Some(why) = why
+        && !valid.adopt_existing_secrets
+    {
+        let condition = if name == names::kms_credentials(&valid.name) {
+            ConditionType::KeysReady
+        } else {
+            ConditionType::SecretsReady
+        };
+        return Err(Error::NeedsUser {
+            reason: "SecretConflict",
+            condition,
+            message: ownership::refusal("the", &name, &why),
+        });
+    }
+    let take_over = json!({"metadata": {
+        "labels": resources::labels(valid, Component::Keyring),
+        "ownerReferences": [resources::owner_reference(valid)],
+        "resourceVersion": existing.resource_version,
+    }});
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
+    secrets
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&take_over))
+        .await?;
+    ctx.metrics.wrote("patch");
+    tracing::info!(name = %name, namespace = %valid.namespace, "adopted existing Secret");
+    Ok(())
 }
 
 fn hash_of(value: &serde_json::Value) -> u64 {
@@ -502,27 +617,29 @@ async fn remove_orphans(
 }
 
 /// Creates the keyring Secret once (generated, or derived from the seed Secret), adopts a
-/// retained one, rotates it when the period has passed, and returns it.
+/// retained one, rotates it when the period has passed, and returns it. Never uses or
+/// overwrites a keyring that is not this environment's, and never silently replaces one that
+/// status says existed.
 async fn ensure_keyring(
     env: &ParityEnvironment,
     ctx: &Context,
     valid: &ValidatedSpec,
 ) -> Result<Keyring, Error> {
-    let ns = &valid.namespace;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
     let name = names::keyring(&valid.name);
     let shape = resources::keyring_secret(valid);
-    let existing = secrets.get_opt(&name).await?;
     let now = Timestamp::now();
 
-    let Some(existing) = existing else {
+    let Some(existing) = secrets.get_opt(&name).await? else {
+        let replacing = lost_key(env)?;
         let keyring = new_keyring(ctx, valid, now).await?;
         let mut secret = shape;
         secret.data = Some(BTreeMap::from([(
             KEYRING_SECRET_KEY.to_string(),
             ByteString(keyring.to_json().to_vec()),
         )]));
-        match secrets
+        // A 409 (another replica won the race) fails this reconcile: the retry reads theirs.
+        secrets
             .create(
                 &PostParams {
                     field_manager: Some(FIELD_MANAGER.into()),
@@ -530,81 +647,96 @@ async fn ensure_keyring(
                 },
                 &secret,
             )
-            .await
-        {
-            Ok(_) => {
-                ctx.metrics.wrote("create");
-                publish(
-                    ctx,
-                    env,
-                    EventType::Normal,
-                    "KeyringCreated",
-                    "CreateKeyring",
-                    format!(
-                        "created Secret {name} with key {} version {}",
-                        keyring.key_id(),
-                        keyring.active_version()
-                    ),
-                )
-                .await;
-            }
-            // Another reconcile (or replica) won the race: theirs is the keyring.
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+            .await?;
+        ctx.metrics.wrote("create");
+        let (kind, reason, note) = match replacing {
+            Some(lost) => (
+                EventType::Warning,
+                "KeyringReplaced",
+                format!(
+                    "created Secret {name} with a new root key {} in place of lost key {lost}: envelopes under {lost} cannot be decrypted",
+                    keyring.key_id()
+                ),
+            ),
+            None => (
+                EventType::Normal,
+                "KeyringCreated",
+                format!(
+                    "created Secret {name} with key {} version {}",
+                    keyring.key_id(),
+                    keyring.active_version()
+                ),
+            ),
+        };
+        publish(ctx, env, kind, reason, "CreateKeyring", note).await;
         return Ok(keyring);
     };
 
+    let uid = env.uid().unwrap_or_default();
+    let adopting = match ownership::claim(&existing.metadata, &valid.name, &uid) {
+        Claim::Ours => false,
+        Claim::Retained => true,
+        Claim::Foreign(_) if valid.adopt_existing_secrets => true,
+        Claim::Foreign(why) => {
+            return Err(Error::keyring(ownership::refusal(
+                "the keyring",
+                &name,
+                &why,
+            )));
+        }
+    };
     let bytes = existing
         .data
         .as_ref()
         .and_then(|d| d.get(KEYRING_SECRET_KEY))
         .map(|b| b.0.clone())
         .unwrap_or_default();
-    let mut keyring = Keyring::from_json(&bytes)
-        .map_err(|e| Error::Keyring(format!("Secret {name} key {KEYRING_SECRET_KEY}: {e}")))?;
+    let mut keyring = Keyring::from_json(&bytes).map_err(|e| {
+        Error::keyring(format!(
+            "Secret {name} key {KEYRING_SECRET_KEY} is not a usable keyring ({e}); it is left untouched: restore it from a backup"
+        ))
+    })?;
 
-    // Adopt a keyring retained from an earlier environment of the same name.
-    let uid = env.uid().unwrap_or_default();
-    let owned = existing.owner_references().iter().any(|r| r.uid == uid);
+    // Our metadata: the uid annotation, no owner reference (keyrings made by earlier versions
+    // had one), no retained marker once adopted.
     let mut patch = serde_json::Map::new();
-    if !owned {
-        patch.insert("metadata".into(), json!({"ownerReferences": shape.metadata.owner_references, "annotations": shape.metadata.annotations}));
+    let annotations = existing.annotations();
+    let stale =
+        |k: &str| shape.metadata.annotations.as_ref().and_then(|a| a.get(k)) != annotations.get(k);
+    if adopting
+        || !existing.owner_references().is_empty()
+        || stale(resources::ANNOTATION_ENVIRONMENT_UID)
+        || stale(resources::ANNOTATION_DELETION_POLICY)
+    {
+        let mut wanted = json!(shape.metadata.annotations);
+        wanted[resources::ANNOTATION_RETAINED] = serde_json::Value::Null;
+        patch.insert(
+            "metadata".into(),
+            json!({"ownerReferences": null, "labels": shape.metadata.labels, "annotations": wanted}),
+        );
     }
-    if let Some(period) = valid.rotation_period {
-        let active_created = keyring
-            .status_versions()
-            .iter()
-            .find(|v| v.state == VersionState::Active)
-            .map(|v| v.created);
-        let due = active_created.is_some_and(|c| {
-            Duration::try_from(now.duration_since(c)).is_ok_and(|age| age >= period)
-        });
-        if due {
-            let retain = u32::try_from(valid.spec.keys.rotation.retain_versions)
-                .unwrap_or(1)
-                .max(1);
-            let version = keyring.rotate(now, retain);
-            patch.insert(
-                "data".into(),
-                json!({KEYRING_SECRET_KEY: ByteString(keyring.to_json().to_vec())}),
-            );
-            publish(
-                ctx,
-                env,
-                EventType::Normal,
-                "KeyRotated",
-                "RotateKey",
-                format!("key {} rotated to version {version}", keyring.key_id()),
-            )
-            .await;
-        }
+    if let Some(period) = valid.rotation_period
+        && keyring.rotation_due(now, period)
+    {
+        let retain = u32::try_from(valid.spec.keys.rotation.retain_versions)
+            .unwrap_or(1)
+            .max(1);
+        let version = keyring.rotate(now, retain);
+        patch.insert(
+            "data".into(),
+            json!({KEYRING_SECRET_KEY: ByteString(keyring.to_json().to_vec())}),
+        );
+        publish(
+            ctx,
+            env,
+            EventType::Normal,
+            "KeyRotated",
+            "RotateKey",
+            format!("key {} rotated to version {version}", keyring.key_id()),
+        )
+        .await;
     }
     if !patch.is_empty() {
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
         // Optimistic concurrency: a concurrent rotation makes this fail and the reconcile retry.
         patch
             .entry("metadata")
@@ -614,13 +746,60 @@ async fn ensure_keyring(
         secrets
             .patch(
                 &name,
-                &params,
+                &PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
                 &Patch::Merge(serde_json::Value::Object(patch)),
             )
             .await?;
         ctx.metrics.wrote("patch");
     }
+    if adopting {
+        publish(
+            ctx,
+            env,
+            EventType::Normal,
+            "KeyringAdopted",
+            "AdoptKeyring",
+            format!(
+                "using the existing Secret {name} with key {}",
+                keyring.key_id()
+            ),
+        )
+        .await;
+    }
     Ok(keyring)
+}
+
+/// The key id status says this environment's keyring held, when that keyring is gone: a new
+/// root would silently orphan every envelope under the old one, so it needs the user's word
+/// (`parity.dev/replace-lost-keyring=<that key id>`). Ok(Some) is that word given.
+fn lost_key(env: &ParityEnvironment) -> Result<Option<String>, Error> {
+    let Some(lost) = env
+        .status
+        .as_ref()
+        .and_then(|s| s.keys.as_ref())
+        .and_then(|k| k.versions.first())
+        .and_then(|v| v.id.split('/').next())
+        .filter(|id| !id.is_empty())
+    else {
+        return Ok(None);
+    };
+    let accepted = env
+        .annotations()
+        .get(resources::ANNOTATION_REPLACE_LOST_KEYRING)
+        .is_some_and(|v| v == lost);
+    if accepted {
+        return Ok(Some(lost.to_string()));
+    }
+    Err(Error::keyring(format!(
+        "Secret {} holding key {lost} (status.keys) is gone and is not regenerated: restore it from a backup, \
+         or annotate the environment {}={lost} to start over with a new root key \
+         (data encrypted under {lost} stays undecryptable)",
+        names::keyring(&env.name_any()),
+        resources::ANNOTATION_REPLACE_LOST_KEYRING
+    )))
 }
 
 async fn new_keyring(
@@ -638,13 +817,11 @@ async fn new_keyring(
                 .seed_secret_ref
                 .as_ref()
                 .ok_or_else(|| {
-                    Error::Keyring(
-                        "spec.keys.local.seedSecretRef is required for source Seeded".into(),
-                    )
+                    Error::keyring("spec.keys.local.seedSecretRef is required for source Seeded")
                 })?;
             let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
             let secret = secrets.get_opt(&seed_ref.name).await?.ok_or_else(|| {
-                Error::Keyring(format!(
+                Error::keyring(format!(
                     "spec.keys.local.seedSecretRef: Secret {} not found in namespace {}",
                     seed_ref.name, valid.namespace
                 ))
@@ -654,13 +831,13 @@ async fn new_keyring(
                 .as_ref()
                 .and_then(|d| d.get(&seed_ref.key))
                 .ok_or_else(|| {
-                    Error::Keyring(format!(
+                    Error::keyring(format!(
                         "spec.keys.local.seedSecretRef: Secret {} has no key {}",
                         seed_ref.name, seed_ref.key
                     ))
                 })?;
             Keyring::seeded(&seed.0, now)
-                .map_err(|e| Error::Keyring(format!("spec.keys.local.seedSecretRef: {e}")))
+                .map_err(|e| Error::keyring(format!("spec.keys.local.seedSecretRef: {e}")))
         }
     }
 }
@@ -726,8 +903,10 @@ async fn write_status(
     {
         let (kind, reason) = match ready.status {
             ConditionStatus::True => (EventType::Normal, "Ready".to_string()),
-            _ if matches!(ready.reason.as_str(), "InvalidSpec" | "KeyringUnavailable")
-                || ready.reason.ends_with("Failed") =>
+            _ if matches!(
+                ready.reason.as_str(),
+                "InvalidSpec" | "KeyringUnavailable" | "SecretConflict"
+            ) || ready.reason.ends_with("Failed") =>
             {
                 (EventType::Warning, ready.reason.clone())
             }
@@ -759,31 +938,39 @@ pub(super) async fn publish(
     }
 }
 
-/// Retain keeps the keyring across deletion: a finalizer holds the environment until the
-/// keyring's owner reference is removed, so garbage collection leaves it alone.
+/// Holds the environment with [`KEYRING_FINALIZER`] while a Local keyring is wanted or still
+/// exists (whatever the provider says now), so its deletion goes through [`finalize`].
 async fn ensure_finalizer(
     env: &ParityEnvironment,
     ctx: &Context,
     envs: &Api<ParityEnvironment>,
-    valid: &ValidatedSpec,
+    keyring_wanted: bool,
 ) -> Result<(), Error> {
-    let retain = valid.spec.keys.deletion_policy == DeletionPolicy::Retain
-        && valid.spec.keys.provider == KeyProvider::Local;
-    let has = env.finalizers().iter().any(|f| f == RETAIN_FINALIZER);
-    if retain == has {
+    let ns = env.namespace().unwrap_or_default();
+    let keyring_exists = ctx
+        .stores
+        .secrets
+        .get(&ObjectRef::new(&names::keyring(&env.name_any())).within(&ns))
+        .is_some();
+    let want = keyring_wanted || keyring_exists;
+    let has = env.finalizers().iter().any(|f| f == KEYRING_FINALIZER);
+    let legacy = env
+        .finalizers()
+        .iter()
+        .any(|f| f == LEGACY_RETAIN_FINALIZER);
+    if want == has && !legacy {
         return Ok(());
     }
     let mut finalizers: Vec<String> = env
         .finalizers()
         .iter()
-        .filter(|f| *f != RETAIN_FINALIZER)
+        .filter(|f| *f != KEYRING_FINALIZER && *f != LEGACY_RETAIN_FINALIZER)
         .cloned()
         .collect();
-    if retain {
-        finalizers.push(RETAIN_FINALIZER.into());
+    if want {
+        finalizers.push(KEYRING_FINALIZER.into());
     }
-    set_finalizers(env, ctx, envs, finalizers).await?;
-    Ok(())
+    set_finalizers(env, ctx, envs, finalizers).await
 }
 
 /// Replaces the environment's finalizers, guarded by its resourceVersion.
@@ -805,31 +992,131 @@ async fn set_finalizers(
     Ok(())
 }
 
+/// The keyring's fate on deletion: kept and marked for adoption (Retain) or deleted (Delete,
+/// preconditioned on its uid so a newer keyring of the same name is never hit). A keyring that
+/// is not this environment's is never touched.
 async fn finalize(
     env: &ParityEnvironment,
     ctx: &Context,
     envs: &Api<ParityEnvironment>,
 ) -> Result<Action, Error> {
-    if !env.finalizers().iter().any(|f| f == RETAIN_FINALIZER) {
+    let ours = |f: &String| f == KEYRING_FINALIZER || f == LEGACY_RETAIN_FINALIZER;
+    if !env.finalizers().iter().any(ours) {
         return Ok(Action::await_change());
     }
     let ns = env.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = names::keyring(&env.name_any());
-    if secrets.get_opt(&name).await?.is_some() {
-        let patch = json!({"metadata": {"ownerReferences": null}});
-        secrets
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        ctx.metrics.wrote("patch");
-        publish(ctx, env, EventType::Normal, "KeyringRetained", "Finalize", format!("kept Secret {name} (deletionPolicy Retain); a new environment of the same name adopts it")).await;
+    if let Some(keyring) = secrets.get_metadata_opt(&name).await?
+        && ownership::claim(
+            &keyring.metadata,
+            &env.name_any(),
+            &env.uid().unwrap_or_default(),
+        ) == Claim::Ours
+    {
+        match env.spec.keys.deletion_policy {
+            DeletionPolicy::Retain => {
+                let patch = json!({"metadata": {
+                    "ownerReferences": null,
+                    "annotations": {resources::ANNOTATION_RETAINED: "true"},
+                    "resourceVersion": keyring.resource_version(),
+                }});
+                secrets
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                ctx.metrics.wrote("patch");
+                publish(ctx, env, EventType::Normal, "KeyringRetained", "Finalize", format!("kept Secret {name} (deletionPolicy Retain); a new environment of the same name adopts it")).await;
+            }
+            DeletionPolicy::Delete => {
+                let dp = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: keyring.uid(),
+                        resource_version: None,
+                    }),
+                    ..Default::default()
+                };
+                match secrets.delete(&name, &dp).await {
+                    Ok(_) => {
+                        ctx.metrics.wrote("delete");
+                        publish(
+                            ctx,
+                            env,
+                            EventType::Normal,
+                            "KeyringDeleted",
+                            "Finalize",
+                            format!("deleted Secret {name} (deletionPolicy Delete)"),
+                        )
+                        .await;
+                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
     }
     let finalizers: Vec<String> = env
         .finalizers()
         .iter()
-        .filter(|f| *f != RETAIN_FINALIZER)
+        .filter(|f| !ours(f))
         .cloned()
         .collect();
     set_finalizers(env, ctx, envs, finalizers).await?;
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with(keys: Option<&str>, annotation: Option<&str>) -> ParityEnvironment {
+        let mut e: ParityEnvironment = serde_json::from_value(json!({
+            "apiVersion": "parity.dev/v1alpha1", "kind": "ParityEnvironment",
+            "metadata": {"name": "dev", "namespace": "ns"}, "spec": {"tier": "Local"}
+        }))
+        .expect("environment");
+        if let Some(a) = annotation {
+            e.metadata.annotations = Some(BTreeMap::from([(
+                resources::ANNOTATION_REPLACE_LOST_KEYRING.to_string(),
+                a.to_string(),
+            )]));
+        }
+        if let Some(id) = keys {
+            e.status = Some(ParityEnvironmentStatus {
+                keys: Some(KeysStatus {
+                    versions: vec![KeyVersionStatus {
+                        id: format!("{id}/1"),
+                        created: Time(Timestamp::UNIX_EPOCH),
+                        state: KeyVersionState::Active,
+                    }],
+                }),
+                ..Default::default()
+            });
+        }
+        e
+    }
+
+    #[test]
+    fn a_lost_keyring_is_replaced_only_for_the_key_the_user_named() {
+        // Never had one: a first keyring needs no word.
+        assert!(matches!(lost_key(&env_with(None, None)), Ok(None)));
+        // Had one: refused, naming the key and the annotation.
+        match lost_key(&env_with(Some("k-1"), None)) {
+            Err(Error::NeedsUser {
+                reason, message, ..
+            }) => {
+                assert_eq!(reason, "KeyringUnavailable");
+                assert!(
+                    message.contains("parity.dev/replace-lost-keyring=k-1"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // An opt-in for another key (an old annotation left behind) does not count.
+        assert!(lost_key(&env_with(Some("k-1"), Some("k-0"))).is_err());
+        assert!(matches!(
+            lost_key(&env_with(Some("k-1"), Some("k-1"))),
+            Ok(Some(k)) if k == "k-1"
+        ));
+    }
 }

@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 
 use serde_json::json;
 
-use super::reconcile::create_once;
+use super::reconcile::{claim_secret, create_once};
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{Endpoints, KeySource, SecretsProvider, ValidatedSpec};
 use crate::resources::{Component, Object, names, object_meta};
@@ -77,8 +77,11 @@ async fn rollout_key(ctx: &Context, valid: &ValidatedSpec) -> Result<Zeroizing<V
             .map(|b| Zeroizing::new(b.0))
             .filter(|k| k.len() >= 32)
     };
-    if let Some(key) = secrets.get_opt(&name).await?.and_then(read) {
-        return Ok(key);
+    if let Some(existing) = secrets.get_opt(&name).await? {
+        claim_secret(ctx, valid, &existing.metadata).await?;
+        if let Some(key) = read(existing) {
+            return Ok(key);
+        }
     }
     let key = new_rollout_key();
     let secret = Secret {
@@ -90,10 +93,10 @@ async fn rollout_key(ctx: &Context, valid: &ValidatedSpec) -> Result<Zeroizing<V
         type_: Some("Opaque".into()),
         ..Default::default()
     };
-    create_once(ctx, &valid.namespace, Object::Secret(secret)).await?;
+    create_once(ctx, valid, Object::Secret(secret)).await?;
     // Ours, or another replica's if it created the Secret first.
     secrets.get_opt(&name).await?.and_then(read).ok_or_else(|| {
-        Error::Keyring(format!(
+        Error::keyring(format!(
             "Secret {name} exists without a 32-byte {ROLLOUT_KEY_KEY}: delete it to get a new one"
         ))
     })
@@ -198,6 +201,9 @@ async fn sync(
     match valid.spec.secrets.provider {
         SecretsProvider::Local => {
             let existing = secrets.get_opt(&name).await?;
+            if let Some(s) = &existing {
+                claim_secret(ctx, valid, &s.metadata).await?;
+            }
             let current = existing
                 .as_ref()
                 .map(crate::secrets::infisical::secret_bytes);
@@ -237,7 +243,7 @@ async fn sync(
                         type_: Some("Opaque".into()),
                         ..Default::default()
                     };
-                    create_once(ctx, &valid.namespace, Object::Secret(secret)).await?;
+                    create_once(ctx, valid, Object::Secret(secret)).await?;
                 }
                 Some(s) if outcome.report.changed => {
                     let patch = json!({"metadata": {"resourceVersion": s.resource_version()}, "data": data});

@@ -308,6 +308,17 @@ impl Keyring {
             .unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
+    /// Whether the Active version is at least `period` old (a keyring without one never is).
+    pub fn rotation_due(&self, now: Timestamp, period: std::time::Duration) -> bool {
+        self.versions
+            .iter()
+            .find(|v| v.state == VersionState::Active)
+            .is_some_and(|v| {
+                std::time::Duration::try_from(now.duration_since(v.created))
+                    .is_ok_and(|age| age >= period)
+            })
+    }
+
     /// Creation time of the first version (the key's creation date).
     pub fn created(&self) -> Timestamp {
         self.versions
@@ -528,6 +539,18 @@ mod tests {
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn rotation_is_due_once_the_active_version_is_a_period_old() {
+        let day = std::time::Duration::from_secs(86_400);
+        let mut k = Keyring::generate(t(0));
+        assert!(!k.rotation_due(t(86_399), day));
+        assert!(k.rotation_due(t(86_400), day));
+        k.rotate(t(86_400), 1);
+        // The new Active version restarts the clock.
+        assert!(!k.rotation_due(t(86_401), day));
+        assert!(k.rotation_due(t(2 * 86_400), day));
     }
 
     #[test]

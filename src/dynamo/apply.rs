@@ -298,7 +298,7 @@ async fn create(client: &Client, t: &Table, timeout: Duration) -> anyhow::Result
         .iter()
         .map(gsi)
         .collect::<anyhow::Result<Vec<_>>>()?;
-    client
+    let created = client
         .create_table()
         .table_name(name)
         .set_key_schema(Some(key_schema(&t.partition_key, t.sort_key.as_ref())?))
@@ -314,8 +314,22 @@ async fn create(client: &Client, t: &Table, timeout: Duration) -> anyhow::Result
         .set_local_secondary_indexes((!lsis.is_empty()).then_some(lsis))
         .set_stream_specification(stream)
         .send()
-        .await
-        .map_err(|e| err("CreateTable", name, e))?;
+        .await;
+    match created {
+        Ok(_) => {}
+        // Another bootstrap made it meanwhile (engine Moto's restore sidecar and the bootstrap
+        // Job start together): it is there, which is what we wanted.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            tracing::info!(
+                table = name,
+                "table {name}: created concurrently by another bootstrap"
+            );
+        }
+        Err(e) => return Err(err("CreateTable", name, e)),
+    }
     wait_table(client, name, false, timeout).await?;
     if let Some(attr) = &t.ttl_attribute {
         set_ttl(client, name, attr, true).await?;

@@ -38,7 +38,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-#[derive(Debug, clap::Args)]
+/// The exit code for invalid input (topology, fixtures): retrying cannot help, so the
+/// bootstrap Job's pod failure policy fails the Job at once on it.
+pub const INVALID_INPUT_EXIT: u8 = 3;
+
+/// The topology or a seed fixture is invalid (the message names file:line:reason).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct InvalidInput(anyhow::Error);
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct BootstrapArgs {
     /// DynamoDB endpoint URL, e.g. http://penv-dynamodb:8000.
     #[arg(long, env = "PARITY_DYNAMODB_ENDPOINT")]
@@ -79,6 +88,11 @@ pub struct BootstrapArgs {
     /// KMS-compatible endpoint (`parity kms`, AWS KMS) for fields fixtures mark encrypted.
     #[arg(long, env = "PARITY_KMS_ENDPOINT", requires = "kms_key_id")]
     pub kms_endpoint: Option<String>,
+    /// Keep running and bootstrap again whenever a table of the topology is missing, checking
+    /// this often: an in-memory emulator (moto) that restarted comes back with its tables
+    /// and seeds (the restore sidecar of engine Moto).
+    #[arg(long, value_parser = parse_duration)]
+    pub restore_every: Option<Duration>,
     /// Key id, ARN or alias (e.g. alias/orders) that wraps the seed data keys.
     #[arg(long, env = "PARITY_KMS_KEY_ID", requires = "kms_endpoint")]
     pub kms_key_id: Option<String>,
@@ -141,7 +155,44 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         )),
         _ => None,
     };
-    run_with(args, encryptor).await.map(|_| ())
+    let Some(every) = args.restore_every else {
+        return run_with(args, encryptor).await.map(|_| ());
+    };
+    loop {
+        match run_with(args.clone(), encryptor.clone()).await {
+            Ok(_) => {
+                wait_for_missing_table(&args, every).await;
+                tracing::warn!(
+                    "a table of the topology is missing (the emulator restarted empty?): restoring tables and seeds"
+                );
+            }
+            Err(e) => {
+                // The key service may still be starting; a bad fixture stays bad (the
+                // bootstrap Job reports that). Either way, try again in a while.
+                tracing::error!("bootstrap failed: {e:#}");
+                tokio::time::sleep(every * 6).await;
+            }
+        }
+    }
+}
+
+/// Returns once a table of the topology is gone, checking every `every`.
+async fn wait_for_missing_table(args: &BootstrapArgs, every: Duration) {
+    let names: Vec<String> = std::fs::read_to_string(&args.topology)
+        .ok()
+        .and_then(|t| Topology::from_document_str(&t).ok())
+        .map(|t| t.tables.into_iter().map(|t| t.name).collect())
+        .unwrap_or_default();
+    let ddb = client(&args.endpoint, &args.aws, 1);
+    loop {
+        tokio::time::sleep(every).await;
+        for name in &names {
+            // Unreachable is not missing: the emulator may be restarting; look again later.
+            if let Ok(None) = describe(&ddb, name).await {
+                return;
+            }
+        }
+    }
 }
 
 /// Bootstrap with an encryptor for fields that fixture schemas mark encrypted (the operator
@@ -150,10 +201,12 @@ pub async fn run_with(
     args: BootstrapArgs,
     encryptor: Option<Arc<dyn FieldEncryptor>>,
 ) -> anyhow::Result<Summary> {
+    let invalid = |e: anyhow::Error| anyhow::Error::new(InvalidInput(e));
     let text = std::fs::read_to_string(&args.topology)
         .with_context(|| format!("reading topology {}", args.topology.display()))?;
     let topology = Topology::from_document_str(&text)
-        .with_context(|| format!("topology {}", args.topology.display()))?;
+        .with_context(|| format!("topology {}", args.topology.display()))
+        .map_err(invalid)?;
     tracing::info!(
         tables = topology.tables.len(),
         "topology {}: {} table(s)",
@@ -164,7 +217,8 @@ pub async fn run_with(
     // Every fixture is validated before DynamoDB is touched, so a bad one changes nothing.
     let mut seeds: Vec<TableSeed> = match &args.seeds {
         Some(dir) => {
-            let seeds = read_dir(dir, &topology, args.table_prefix.as_deref())?;
+            let seeds = read_dir(dir, &topology, args.table_prefix.as_deref())
+                .map_err(|e| invalid(e.into()))?;
             let items: usize = seeds.iter().map(|s| s.items.len()).sum();
             tracing::info!(
                 "seed fixtures valid: {items} item(s) for {} table(s)",
@@ -176,10 +230,10 @@ pub async fn run_with(
     };
     let needs = files_needing_encryption(&seeds);
     if !needs.is_empty() && encryptor.is_none() {
-        bail!(
+        return Err(invalid(anyhow::anyhow!(
             "fixtures {} mark fields encrypted, but no key service is configured (--kms-endpoint, --kms-key-id); nothing was changed",
             needs.join(", ")
-        );
+        )));
     }
 
     wait_ready(

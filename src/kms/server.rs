@@ -399,11 +399,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
+/// Reload ticks a keyring file may be missing before the service reports it gone.
+const KEYRING_GONE_TICKS: u32 = 3;
+
 /// Picks up keyring files rewritten by the operator (a rotation in the Secret reaches the
 /// mounted file within the kubelet sync period).
 async fn reload_loop(app: Arc<App>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Ticks each keyring file has been unreadable for. A Secret volume swapping its symlink
+    // makes a file vanish for a moment; a file gone for several ticks means the key's
+    // Secret was deleted, and the service must say that it is serving a key from memory.
+    let mut missing: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     loop {
         tick.tick().await;
         let paths: Vec<(String, PathBuf, [u8; 32])> = {
@@ -416,8 +423,16 @@ async fn reload_loop(app: Arc<App>, every: Duration) {
         };
         for (id, path, old_hash) in paths {
             let Ok(bytes) = tokio::fs::read(&path).await.map(zeroize::Zeroizing::new) else {
-                continue; // a Secret volume swaps its symlink; the next tick sees the file
+                let ticks = missing.entry(id.clone()).or_default();
+                *ticks += 1;
+                if *ticks == KEYRING_GONE_TICKS {
+                    tracing::error!(key_id = %id, file = %path.display(), "keyring file is gone: this key is served from memory only and is lost when the service restarts; restore its Secret");
+                }
+                continue;
             };
+            if missing.remove(&id).is_some_and(|t| t >= KEYRING_GONE_TICKS) {
+                tracing::info!(key_id = %id, file = %path.display(), "keyring file is back");
+            }
             let hash: [u8; 32] = Sha256::digest(&*bytes).into();
             if hash == old_hash {
                 continue;

@@ -5,27 +5,45 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{Container, Volume};
 use sha2::{Digest, Sha256};
 
+use super::kms::credential_env;
 use super::meta::{ANNOTATION_SPEC_HASH, Component, names, object_meta};
 use super::security::{NONROOT_UID, resources};
-use super::topology::{region, topology_data};
+use super::topology::{region, root_key_alias, topology_data};
 use super::workload::{env_var, parity_container, pod_template, seed_volume, topology_volume};
-use super::{BuildContext, DYNAMODB_PORT, SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, service_url};
+use super::{
+    BuildContext, DYNAMODB_PORT, KMS_ACCESS_KEY_ID_KEY, KMS_PORT, KMS_SECRET_ACCESS_KEY_KEY,
+    SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, service_url,
+};
 use crate::api::ValidatedSpec;
 use crate::tier::TierProfile;
 
-fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
+/// A `parity bootstrap` container against `endpoint`, with the volumes it mounts: the
+/// topology, the seed fixtures, and (keys provider Local) the environment's key service for
+/// fields the fixtures mark encrypted. The bootstrap Job and engine Moto's restore sidecar
+/// both run it.
+pub(super) fn bootstrap_container(
+    env: &ValidatedSpec,
+    ctx: &BuildContext,
+    name: &str,
+    endpoint: String,
+    extra_args: &[String],
+) -> (Container, Vec<Volume>) {
     let mut args = vec![
         "bootstrap".to_string(),
         "--endpoint".to_string(),
-        service_url(env, &names::dynamodb(&env.name), DYNAMODB_PORT),
+        endpoint,
         "--region".to_string(),
         region(env),
         "--topology".to_string(),
         format!("{TOPOLOGY_DIR}/{TOPOLOGY_FILE}"),
     ];
+    args.extend_from_slice(extra_args);
     let (topology, topology_mount) = topology_volume(env);
     let mut volumes = vec![topology];
     let mut mounts = vec![topology_mount];
@@ -34,23 +52,64 @@ fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
         volumes.push(seed);
         mounts.push(seed_mount);
     }
-    // DynamoDB Local accepts any credentials, but the SDK insists on having some.
-    let envs = vec![
+    // DynamoDB Local and moto accept any credentials, but the SDK insists on having some.
+    let mut envs = vec![
         env_var("AWS_ACCESS_KEY_ID", "local"),
         env_var("AWS_SECRET_ACCESS_KEY", "local"),
         env_var("AWS_REGION", region(env)),
     ];
+    if super::plan(env, env.profile).kms {
+        envs.extend([
+            env_var(
+                "PARITY_KMS_ENDPOINT",
+                service_url(env, &names::kms(&env.name), KMS_PORT),
+            ),
+            env_var("PARITY_KMS_KEY_ID", root_key_alias(&env.name)),
+            credential_env(env, "PARITY_KMS_ACCESS_KEY_ID", KMS_ACCESS_KEY_ID_KEY),
+            credential_env(
+                env,
+                "PARITY_KMS_SECRET_ACCESS_KEY",
+                KMS_SECRET_ACCESS_KEY_KEY,
+            ),
+        ]);
+    }
     let mut container = parity_container(
         ctx,
-        "bootstrap",
+        name,
         args,
         envs,
         None,
         resources(("20m", "32Mi"), ("500m", "128Mi")),
     );
     container.volume_mounts = Some(mounts);
+    // A failed run's last log lines (the fixture's file:line:reason) become the container's
+    // termination message, which the operator reads into the environment's conditions.
+    container.termination_message_policy = Some("FallbackToLogsOnError".to_string());
+    (container, volumes)
+}
+
+fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
+    let (container, volumes) = bootstrap_container(
+        env,
+        ctx,
+        "bootstrap",
+        service_url(env, &names::dynamodb(&env.name), DYNAMODB_PORT),
+        &[],
+    );
     JobSpec {
         backoff_limit: Some(6),
+        // Invalid fixtures (exit 3) fail the same way on every retry: fail the Job at once.
+        pod_failure_policy: Some(PodFailurePolicy {
+            rules: vec![PodFailurePolicyRule {
+                action: "FailJob".to_string(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some("bootstrap".to_string()),
+                    operator: "In".to_string(),
+                    values: vec![i32::from(crate::dynamo::bootstrap::INVALID_INPUT_EXIT)],
+                }),
+                ..Default::default()
+            }],
+        }),
         template: pod_template(
             env,
             Component::Bootstrap,

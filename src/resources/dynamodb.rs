@@ -1,5 +1,6 @@
-//! `<env>-dynamodb`: DynamoDB Local (Java) on a read-only root filesystem, in memory or on a
-//! PersistentVolumeClaim owned by the environment.
+//! `<env>-dynamodb`: the DynamoDB engine on a read-only root filesystem. DynamoDBLocal (Java)
+//! runs in memory or on a PersistentVolumeClaim owned by the environment; Moto runs in memory
+//! with a restore sidecar.
 
 use std::collections::BTreeMap;
 
@@ -10,11 +11,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use super::bootstrap::bootstrap_container;
 use super::meta::{Component, names, object_meta};
-use super::security::{DYNAMODB_LOCAL_UID, container_security_context, resources};
-use super::workload::{container_port, deployment, pod_template, service, tcp_probe};
+use super::security::{DYNAMODB_LOCAL_UID, NONROOT_UID, container_security_context, resources};
+use super::workload::{container_port, deployment, env_var, pod_template, service, tcp_probe};
 use super::{BuildContext, DYNAMODB_NODE_PORT, DYNAMODB_PORT};
-use crate::api::{PersistenceMode, ValidatedSpec};
+use crate::api::{DynamoDbEngine, PersistenceMode, ValidatedSpec};
 use crate::tier::TierProfile;
 
 const DATA_DIR: &str = "/home/dynamodblocal/data";
@@ -49,6 +51,49 @@ pub fn dynamodb_deployment(
     ctx: &BuildContext,
 ) -> Deployment {
     let volume = env.persistence == PersistenceMode::Volume;
+    let (container, uid, volumes) = match env.spec.dynamodb.engine {
+        DynamoDbEngine::DynamoDBLocal => dynamodb_local(env, ctx),
+        DynamoDbEngine::Moto => moto(env, ctx),
+    };
+    let mut template = pod_template(env, Component::DynamoDb, uid, container, volumes, None);
+    if env.spec.dynamodb.engine == DynamoDbEngine::Moto {
+        // moto keeps tables in memory: a restart loses them. The sidecar shares the pod's
+        // network and brings tables and seeds back whenever they are missing.
+        let (restore, restore_volumes) = bootstrap_container(
+            env,
+            ctx,
+            "restore",
+            format!("http://127.0.0.1:{DYNAMODB_PORT}"),
+            &[
+                "--restore-every".to_string(),
+                MOTO_RESTORE_EVERY.to_string(),
+            ],
+        );
+        if let Some(spec) = template.spec.as_mut() {
+            spec.containers.push(restore);
+            let vols = spec.volumes.get_or_insert_with(Vec::new);
+            for v in restore_volumes {
+                if !vols.iter().any(|have| have.name == v.name) {
+                    vols.push(v);
+                }
+            }
+        }
+    }
+    // A ReadWriteOnce volume cannot be attached to the old and the new pod at once.
+    deployment(
+        env,
+        Component::DynamoDb,
+        names::dynamodb(&env.name),
+        template,
+        volume,
+    )
+}
+
+/// How often engine Moto's restore sidecar checks that the tables are there.
+const MOTO_RESTORE_EVERY: &str = "5s";
+
+/// AWS's DynamoDB Local (Java): in memory, or on the environment's claim.
+fn dynamodb_local(env: &ValidatedSpec, ctx: &BuildContext) -> (Container, i64, Vec<Volume>) {
     let mut args = vec![
         "-XX:-UsePerfData".to_string(),
         "-XX:MaxRAMPercentage=75".to_string(),
@@ -62,7 +107,7 @@ pub fn dynamodb_deployment(
     ];
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
-    if volume {
+    if env.persistence == PersistenceMode::Volume {
         args.extend(["-dbPath".to_string(), DATA_DIR.to_string()]);
         volumes.push(Volume {
             name: "data".to_string(),
@@ -82,7 +127,7 @@ pub fn dynamodb_deployment(
     }
     let container = Container {
         name: "dynamodb".to_string(),
-        image: Some(env.spec.dynamodb.image.clone()),
+        image: Some(env.spec.dynamodb.image().to_string()),
         image_pull_policy: ctx.image_pull_policy.clone(),
         command: Some(vec!["java".to_string()]),
         args: Some(args),
@@ -100,23 +145,42 @@ pub fn dynamodb_deployment(
         volume_mounts: Some(mounts),
         ..Default::default()
     };
-    let template = pod_template(
-        env,
-        Component::DynamoDb,
-        DYNAMODB_LOCAL_UID,
-        container,
-        volumes,
-        None,
-    );
-    // A ReadWriteOnce volume cannot be attached to the old and the new pod at once.
-    deployment(
-        env,
-        Component::DynamoDb,
-        names::dynamodb(&env.name),
-        template,
-        volume,
-    )
+    (container, DYNAMODB_LOCAL_UID, volumes)
 }
+
+/// The open-source moto server (DynamoDB and DynamoDB Streams), in memory. Run as the
+/// distroless nonroot user; it writes only under /tmp (HOME too).
+fn moto(env: &ValidatedSpec, ctx: &BuildContext) -> (Container, i64, Vec<Volume>) {
+    let container = Container {
+        name: "dynamodb".to_string(),
+        image: Some(env.spec.dynamodb.image().to_string()),
+        image_pull_policy: ctx.image_pull_policy.clone(),
+        command: Some(vec![MOTO_SERVER.to_string()]),
+        args: Some(vec![
+            "-H".to_string(),
+            "0.0.0.0".to_string(),
+            "-p".to_string(),
+            DYNAMODB_PORT.to_string(),
+        ]),
+        env: Some(vec![env_var("HOME", "/tmp")]),
+        ports: Some(vec![container_port(DYNAMODB_PORT)]),
+        // moto answers the DynamoDB API as soon as it listens.
+        readiness_probe: Some(tcp_probe(DYNAMODB_PORT)),
+        liveness_probe: Some({
+            let mut p = tcp_probe(DYNAMODB_PORT);
+            // Python imports take a few seconds on a busy node.
+            p.initial_delay_seconds = Some(10);
+            p
+        }),
+        resources: Some(resources(("100m", "128Mi"), ("1", "512Mi"))),
+        security_context: Some(container_security_context()),
+        ..Default::default()
+    };
+    (container, NONROOT_UID, Vec::new())
+}
+
+/// Where the moto image (upstream's and hack/testenv's) has its server.
+pub const MOTO_SERVER: &str = "/usr/local/bin/moto_server";
 
 pub fn dynamodb_service(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> Service {
     service(

@@ -3,15 +3,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::meta::{
-    ANNOTATION_CREATE_ONCE, ANNOTATION_DELETION_POLICY, Component, names, object_meta,
+    ANNOTATION_CREATE_ONCE, ANNOTATION_DELETION_POLICY, ANNOTATION_ENVIRONMENT_UID, Component,
+    names, object_meta,
 };
 use crate::api::{DeletionPolicy, ValidatedSpec};
 
 /// The keyring Secret's shape without key material: the controller creates it once with the
-/// generated keys and never applies over it. Deleted with the environment only under
-/// deletionPolicy Delete (see the annotation).
+/// generated keys and never applies over it. It has no owner reference: a garbage collector
+/// deleting it (a foreground deletion while the operator is down) would lose every envelope
+/// written under a Generated root. The environment's finalizer deletes it under
+/// deletionPolicy Delete; the uid annotation ties it to its environment.
 pub fn keyring_secret(env: &ValidatedSpec) -> Secret {
     let mut metadata = object_meta(env, names::keyring(&env.name), Component::Keyring);
+    metadata.owner_references = None;
     let policy = match env.spec.keys.deletion_policy {
         DeletionPolicy::Retain => "Retain",
         DeletionPolicy::Delete => "Delete",
@@ -19,6 +23,10 @@ pub fn keyring_secret(env: &ValidatedSpec) -> Secret {
     metadata.annotations = Some(BTreeMap::from([
         (ANNOTATION_CREATE_ONCE.to_string(), "true".to_string()),
         (ANNOTATION_DELETION_POLICY.to_string(), policy.to_string()),
+        (
+            ANNOTATION_ENVIRONMENT_UID.to_string(),
+            env.uid.clone().unwrap_or_default(),
+        ),
     ]));
     Secret {
         metadata,

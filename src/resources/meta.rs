@@ -17,6 +17,18 @@ pub const MANAGED_BY: &str = "parity-operator";
 
 /// The keyring Secret is created once and never overwritten by apply.
 pub const ANNOTATION_CREATE_ONCE: &str = "parity.dev/create-once";
+/// The uid of the environment a keyring Secret was made for. The keyring carries no owner
+/// reference (garbage collection must never remove key material), so this is how the
+/// operator tells its own keyring from a stranger's.
+pub const ANNOTATION_ENVIRONMENT_UID: &str = "parity.dev/environment-uid";
+/// Set on a keyring kept by deletionPolicy Retain when its environment was deleted: the next
+/// environment of the same name adopts it.
+pub const ANNOTATION_RETAINED: &str = "parity.dev/retained";
+/// On an environment: `"true"` lets it take over create-once Secrets (the keyring included)
+/// that parity-operator did not make for it.
+pub const ANNOTATION_ADOPT_EXISTING: &str = "parity.dev/adopt-existing-secrets";
+/// On an environment: the key id of a keyring that was lost, to accept a new root in its place.
+pub const ANNOTATION_REPLACE_LOST_KEYRING: &str = "parity.dev/replace-lost-keyring";
 /// spec.keys.deletionPolicy copied onto the keyring Secret (Retain | Delete).
 pub const ANNOTATION_DELETION_POLICY: &str = "parity.dev/deletion-policy";
 /// The hash of the inputs a bootstrap Job was made from.

@@ -19,7 +19,7 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// Least privilege: no wildcards, only the verbs the operator uses.
 pub fn operator_rules() -> Vec<PolicyRule> {
     let mut rules = vec![
-        // patch: the retain-keyring finalizer; delete: ttl expiry.
+        // patch: the keyring finalizer; delete: ttl expiry.
         rule(
             "parity.dev",
             &["parityenvironments"],
@@ -45,6 +45,11 @@ pub fn operator_rules() -> Vec<PolicyRule> {
         ));
     }
     rules.push(rule("events.k8s.io", &["events"], &["create", "patch"]));
+    // Why a component is not up (controller/pods.rs): its pods, a crash-looping container's
+    // last log line, and the events of a claim that does not bind. Read-only.
+    rules.push(rule("", &["pods"], &["list"]));
+    rules.push(rule("", &["pods/log"], &["get"]));
+    rules.push(rule("", &["events"], &["list"]));
     // spec.secrets.provider Infisical: the object the Infisical operator syncs from.
     rules.push(rule(
         "secrets.infisical.com",

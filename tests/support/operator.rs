@@ -7,6 +7,12 @@ use std::time::Duration;
 
 use super::moto::free_port;
 
+/// The workload image: a placeholder on kwok's fake nodes; the real node's e2e tests set
+/// PARITY_E2E_IMAGE to the image hack/testenv built and loaded (`parity-operator:dev`).
+pub fn image() -> String {
+    std::env::var("PARITY_E2E_IMAGE").unwrap_or_else(|_| "parity-operator:test".into())
+}
+
 pub struct Operator {
     child: Option<Child>,
     pub log: PathBuf,
@@ -49,7 +55,7 @@ impl Operator {
             "--identity",
             identity,
             "--image",
-            "parity-operator:test",
+            &image(),
             "--metrics-addr",
             &format!("127.0.0.1:{port}"),
         ])
