@@ -2,6 +2,7 @@
 // cluster.local zone from Services and EndpointSlices), errors, health, ready and cache. No
 // forward plugin: names outside the cluster are not resolved, so pods never query the outside.
 // Upstream's main (github.com/coredns/coredns) imports core/plugin, which links every plugin.
+// hack/testenv/build links it statically (CGO_ENABLED=0): the image has no libc.
 package main
 
 import (
