@@ -364,20 +364,24 @@ node_present() {
 # While the apiserver still runs: stop the controllers that would recreate pods, then delete
 # every pod so kubelet tears each down through the CRI (CNI DEL, netns, mounts).
 node_drain() {
-  local pids=$TESTENV_DIR/pids line pid name
+  local pids=$TESTENV_DIR/pids pid name kubelet
   [[ -f $TESTENV_DIR/kubeconfig && -f $pids ]] || return 0
-  grep -q ' kubelet$' "$pids" || return 0
+  kubelet=$(awk '$2 == "kubelet" {print $1}' "$pids")
+  # Without a live kubelet nobody would tear the pods down: node_cleanup does it by force.
+  [[ -n $kubelet && -e /proc/$kubelet && $(awk '{print $3}' "/proc/$kubelet/stat" 2>/dev/null) != Z ]] || return 0
   while read -r pid name; do
     case $name in kube-controller-manager|kube-scheduler) kill -TERM "$pid" 2>/dev/null || true ;; esac
   done < "$pids"
   local kc=(kubectl --kubeconfig "$TESTENV_DIR/kubeconfig" --request-timeout 5s)
   "${kc[@]}" delete pods --all --all-namespaces --grace-period=1 --wait=false >/dev/null 2>&1 || return 0
-  local i
-  for i in $(seq 1 150); do
-    [[ -z $("${kc[@]}" get pods -A -o name 2>/dev/null) ]] && break
-    sleep 0.2
+  local deadline=$((SECONDS + 30))
+  until [[ -z $("${kc[@]}" get pods -A -o name 2>/dev/null) ]]; do
+    if [[ $SECONDS -ge $deadline ]]; then
+      log "some pods were not torn down by kubelet within 30s; removing them by force"
+      return 0
+    fi
+    sleep 0.3
   done
-  [[ -z $("${kc[@]}" get pods -A -o name 2>/dev/null) ]] || log "some pods were not torn down by kubelet within 30s; removing them by force"
 }
 
 # The PIDs of the shims of our containerd and of every process below them (the containers).
