@@ -67,6 +67,8 @@ node_prepare() {
     [[ -e /proc/sys/${k//.//} ]] && echo "$k=$(sysctl -n "$k")"
   done > "$NODE_RUN/sysctl.before"
   for k in "${NODE_HOST_PATHS[@]}"; do [[ -e $k ]] && echo "$k"; done > "$NODE_RUN/paths.before"
+  # containerd puts each container's cgroup at /<namespace>/<id> in every hierarchy.
+  for k in /sys/fs/cgroup/*/k8s.io; do [[ -d $k ]] && echo "$k"; done > "$NODE_RUN/cgroups.before"
   ip link add "$NODE_LINK" type veth peer name "$NODE_LINK_PEER" \
     || die "could not create the veth pair $NODE_LINK/$NODE_LINK_PEER for the node IP (needs root and veth support)"
   ip addr add "$NODE_IP/32" dev "$NODE_LINK"
@@ -407,7 +409,15 @@ node_container_pids() {
 node_cleanup() {
   local p dir
   dir=$(node_dir)
-  # 1. Shims and container processes (containerd does not stop them when it exits).
+  # 1. Containers our containerd left: runc deletes each (kills its processes, removes its
+  #    cgroups), then the shims and anything still below them go (containerd does not stop
+  #    them when it exits).
+  local runc_root=$NODE_RUN/runc/k8s.io id
+  if [[ -d $runc_root ]]; then
+    for id in $(runc --root "$runc_root" list -q 2>/dev/null); do
+      runc --root "$runc_root" delete --force "$id" >/dev/null 2>&1 || log "warning: runc delete --force $id failed"
+    done
+  fi
   mapfile -t p < <(node_container_pids)
   if [[ ${#p[@]} -gt 0 ]]; then
     kill -KILL "${p[@]}" 2>/dev/null || true
@@ -418,6 +428,16 @@ node_cleanup() {
     done
     [[ -z $(node_container_pids) ]] || log "warning: container processes still running: $(node_container_pids | tr '\n' ' ')"
   fi
+  # Cgroups of containers that exited without runc deleting them, by the ids containerd knew.
+  for id in "$dir"/containerd/io.containerd.grpc.v1.cri/{containers,sandboxes}/*; do
+    [[ -e $id ]] || continue
+    for p in /sys/fs/cgroup/*/k8s.io/"${id##*/}"; do
+      [[ -d $p ]] && { rmdir "$p" 2>/dev/null || log "warning: could not remove cgroup $p"; }
+    done
+  done
+  for p in /sys/fs/cgroup/*/k8s.io; do
+    [[ -d $p ]] && ! grep -qxF "$p" "$NODE_RUN/cgroups.before" 2>/dev/null && { rmdir "$p" 2>/dev/null || log "warning: could not remove cgroup $p (not empty?)"; }
+  done
   # 2. Mounts under our directories, deepest first (tmpfs volumes, overlay rootfs, netns, shm).
   local m
   mapfile -t m < <(awk '{print $5}' /proc/self/mountinfo | grep -E "^($NODE_RUN|$dir)(/|$)" | sort -r)
