@@ -266,7 +266,7 @@ YAML
     --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR" \
     --enable-ipv4=true --enable-ipv6=false --health-port 0 --metrics-port 0 --v=1
 
-  for i in $(seq 1 600); do
+  for _ in $(seq 1 600); do
     [[ $(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]] && break
     sleep 0.2
   done
@@ -421,8 +421,7 @@ node_cleanup() {
   mapfile -t p < <(node_container_pids)
   if [[ ${#p[@]} -gt 0 ]]; then
     kill -KILL "${p[@]}" 2>/dev/null || true
-    local i
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
       [[ -z $(node_container_pids) ]] && break
       sleep 0.1
     done
