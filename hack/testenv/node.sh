@@ -59,8 +59,9 @@ node_refuse_if_running() {
 
 # Before the apiserver starts: the lock, the sysctl baseline, the node IP.
 node_prepare() {
-  node_refuse_if_running
-  mkdir -p "$NODE_RUN" "$(node_dir)"
+  # mkdir is the lock: of two concurrent ups only one creates it.
+  mkdir "$NODE_RUN" 2>/dev/null || node_refuse_if_running
+  mkdir -p "$(node_dir)"
   echo "$TESTENV_DIR" > "$NODE_RUN/testenv-dir"
   local k
   for k in "${NODE_SYSCTLS[@]}"; do
