@@ -11,7 +11,8 @@ export PARITY_TESTENV_DIR ?= $(CURDIR)/.testenv
 TESTENV_BIN := $(PARITY_CACHE)/testenv/bin
 PARITY := $(CARGO_TARGET_DIR)/debug/parity
 
-.PHONY: help build lint unit integration test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up bench
+.PHONY: help build lint unit integration test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up bench \
+	node-deps images testenv-up-real testenv-selftest-real
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -34,6 +35,19 @@ testenv-up: ## start etcd, kube-apiserver, controller-manager, scheduler and kwo
 
 testenv-down: ## stop the testenv started by testenv-up
 	hack/testenv/down
+
+node-deps: ## Debian packages of the real test node and the image builds (apt-get, only when missing)
+	hack/testenv/node-deps
+
+images: build ## test node images without Docker: parity-operator:dev, pause, CoreDNS, moto (cached)
+	hack/testenv/build coredns
+	PARITY_BIN=$(PARITY) hack/testenv/images
+
+testenv-up-real: build ## the control plane with one real node (containerd, kubelet, kube-proxy, CoreDNS, kube-router); root
+	PARITY_BIN=$(PARITY) hack/testenv/up --real-node
+
+testenv-selftest-real: ## prove down removes everything a real node created (processes, mounts, links, iptables, ipsets)
+	hack/testenv/selftest --real-node
 
 # Integration tests need a running testenv (KUBECONFIG) and the Python emulators (moto).
 integration: ## integration tests against a running testenv

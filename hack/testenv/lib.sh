@@ -10,6 +10,11 @@ CACHE_ROOT=${PARITY_CACHE:-$HOME/.cache/parity-operator}
 # Where `up` keeps certificates, data, logs and PID files; `down` removes it.
 TESTENV_DIR=${PARITY_TESTENV_DIR:-$REPO_ROOT/.testenv}
 COMPONENTS=(etcd k8s kwok helm)
+# Built only for the real node (build --real-node, up --real-node).
+NODE_COMPONENTS=(node-k8s containerd coredns kube-router)
+# Image names of the node's own images (hack/testenv/images); any name works for a pinned image.
+PAUSE_IMAGE=localhost/parity-testenv/pause:1
+COREDNS_IMAGE=localhost/parity-testenv/coredns:$COREDNS_VERSION
 
 log() { printf '[testenv] %s\n' "$*" >&2; }
 die() { printf '[testenv] error: %s\n' "$*" >&2; exit 1; }
@@ -21,6 +26,10 @@ component_version() {
     k8s) echo "$K8S_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
+    node-k8s) echo "$K8S_VERSION" ;;
+    containerd) echo "$CONTAINERD_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
+    kube-router) echo "$KUBE_ROUTER_VERSION" ;;
     *) die "unknown component $1" ;;
   esac
 }

@@ -1,0 +1,3 @@
+module parity-operator/testenv/pause
+
+go 1.26.8
