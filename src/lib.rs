@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod connection;
 pub mod controller;
 pub mod crypto;
 pub mod dashboard;

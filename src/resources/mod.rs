@@ -3,6 +3,7 @@
 //! apply order. `parity render` and the controller both use them.
 
 mod bootstrap;
+mod connection;
 mod dashboard;
 mod dynamodb;
 mod keyring;
@@ -19,6 +20,7 @@ mod topology;
 mod workload;
 
 pub use bootstrap::{bootstrap_hash, bootstrap_job};
+pub use connection::{ConnectionInputs, connection_secret, connection_set, missing_inputs};
 pub use dashboard::{dashboard_decrypts, dashboard_deployment, dashboard_service};
 pub use dynamodb::{dynamodb_deployment, dynamodb_pvc, dynamodb_service};
 pub use keyring::{
