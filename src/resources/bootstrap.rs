@@ -8,15 +8,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use sha2::{Digest, Sha256};
 
+use super::kms::credential_env;
 use super::meta::{ANNOTATION_SPEC_HASH, Component, names, object_meta};
 use super::security::{NONROOT_UID, resources};
-use super::topology::{region, topology_data};
+use super::topology::{region, root_key_alias, topology_data};
 use super::workload::{env_var, parity_container, pod_template, seed_volume, topology_volume};
-use super::{BuildContext, DYNAMODB_PORT, SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, service_url};
+use super::{
+    BuildContext, DYNAMODB_PORT, KMS_ACCESS_KEY_ID_KEY, KMS_PORT, KMS_SECRET_ACCESS_KEY_KEY,
+    SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, plan, service_url,
+};
 use crate::api::ValidatedSpec;
 use crate::tier::TierProfile;
 
-fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
+fn job_spec(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> JobSpec {
     let mut args = vec![
         "bootstrap".to_string(),
         "--endpoint".to_string(),
@@ -29,17 +33,37 @@ fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
     let (topology, topology_mount) = topology_volume(env);
     let mut volumes = vec![topology];
     let mut mounts = vec![topology_mount];
-    if let Some((seed, seed_mount)) = seed_volume(env) {
-        args.extend(["--seeds".to_string(), SEED_DIR.to_string()]);
-        volumes.push(seed);
-        mounts.push(seed_mount);
-    }
     // DynamoDB Local accepts any credentials, but the SDK insists on having some.
-    let envs = vec![
+    let mut envs = vec![
         env_var("AWS_ACCESS_KEY_ID", "local"),
         env_var("AWS_SECRET_ACCESS_KEY", "local"),
         env_var("AWS_REGION", region(env)),
     ];
+    if let Some((seed, seed_mount)) = seed_volume(env) {
+        args.extend(["--seeds".to_string(), SEED_DIR.to_string()]);
+        volumes.push(seed);
+        mounts.push(seed_mount);
+        // Fields the fixtures mark encrypted are sealed under the environment's own key
+        // hierarchy, through its key service, as the app would do it.
+        if plan(env, profile).kms {
+            args.extend([
+                "--kms-endpoint".to_string(),
+                service_url(env, &names::kms(&env.name), KMS_PORT),
+                "--kms-key-id".to_string(),
+                root_key_alias(&env.name),
+            ]);
+            envs.push(credential_env(
+                env,
+                "PARITY_KMS_ACCESS_KEY_ID",
+                KMS_ACCESS_KEY_ID_KEY,
+            ));
+            envs.push(credential_env(
+                env,
+                "PARITY_KMS_SECRET_ACCESS_KEY",
+                KMS_SECRET_ACCESS_KEY_KEY,
+            ));
+        }
+    }
     let mut container = parity_container(
         ctx,
         "bootstrap",
@@ -67,7 +91,7 @@ fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
 /// and of the topology it reads (the tables).
 pub fn bootstrap_hash(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> String {
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(&job_spec(env, ctx)).unwrap_or_default());
+    h.update(serde_json::to_vec(&job_spec(env, profile, ctx)).unwrap_or_default());
     h.update(serde_json::to_vec(&topology_data(env, profile, ctx)).unwrap_or_default());
     hex::encode(&h.finalize()[..5])
 }
@@ -80,7 +104,7 @@ pub fn bootstrap_job(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildCont
         Component::Bootstrap,
     );
     metadata.annotations = Some(BTreeMap::from([(ANNOTATION_SPEC_HASH.to_string(), hash)]));
-    let mut spec = job_spec(env, ctx);
+    let mut spec = job_spec(env, profile, ctx);
     spec.suspend = Some(env.spec.suspend);
     Job {
         metadata,
