@@ -46,6 +46,9 @@ pub enum Command {
     Rewrap(crate::dynamo::rewrap::RewrapArgs),
     /// Serve the dashboard: tables, items, envelope metadata (decrypted in Local), live feed.
     Dashboard(Box<crate::dashboard::DashboardArgs>),
+    /// Print how an app connects to an environment in a cluster (its `<env>-connection`
+    /// Secret) as dotenv, JSON or shell exports.
+    Env(crate::controller::connection::EnvArgs),
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -71,6 +74,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Capture(args) => exit(crate::dynamo::capture::run(args).await),
         Command::Rewrap(args) => exit(crate::dynamo::rewrap::run(args).await),
         Command::Dashboard(args) => exit(crate::dashboard::run(*args).await),
+        Command::Env(args) => exit(crate::controller::connection::run(args).await),
         // diff: 0 equal, 1 different, 2 error (CI gates tell drift from a broken run).
         Command::Diff(args) => match crate::dynamo::diff_cmd::run(args).await {
             Ok(code) => code,
