@@ -7,6 +7,7 @@ pub mod connection;
 pub mod controller;
 pub mod crypto;
 pub mod dashboard;
+pub mod dev;
 pub mod dynamo;
 pub mod kms;
 pub mod resources;
