@@ -12,6 +12,8 @@ pub const KMS_URL: &str = "AWS_ENDPOINT_URL_KMS";
 pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 pub const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 pub const REGION: &str = "AWS_REGION";
+/// boto3 and the AWS CLI read the region from here, the other SDKs from AWS_REGION.
+pub const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 pub const KMS_KEY_ID: &str = "PARITY_KMS_KEY_ID";
 pub const INFISICAL_SITE_URL: &str = "INFISICAL_SITE_URL";
 pub const INFISICAL_CLIENT_ID: &str = "INFISICAL_UNIVERSAL_AUTH_CLIENT_ID";
@@ -111,6 +113,7 @@ impl ConnectionSet {
             self.secret_access_key.as_ref().map(|s| s.as_str()),
         );
         put(REGION, Some(self.region.as_str()));
+        put(DEFAULT_REGION, Some(self.region.as_str()));
         put(KMS_KEY_ID, self.kms_key_id.as_deref());
         put(INFISICAL_SITE_URL, self.secrets_site_url.as_deref());
         put(INFISICAL_CLIENT_ID, self.secrets_client_id.as_deref());
@@ -130,6 +133,8 @@ impl ConnectionSet {
     /// Reads a set back from its variables (the `<env>-connection` Secret's data).
     pub fn from_vars(vars: BTreeMap<String, Zeroizing<String>>) -> ConnectionSet {
         let mut vars = vars;
+        // Always AWS_REGION's value: not kept apart.
+        vars.remove(DEFAULT_REGION);
         let mut take = |k: &str| vars.remove(k).map(|v| v.to_string());
         let mut set = ConnectionSet {
             dynamodb: take(DYNAMODB_URL),
@@ -310,6 +315,7 @@ mod tests {
             ACCESS_KEY_ID,
             SECRET_ACCESS_KEY,
             REGION,
+            DEFAULT_REGION,
             KMS_KEY_ID,
             INFISICAL_SITE_URL,
             INFISICAL_CLIENT_ID,
