@@ -3,9 +3,11 @@
 //! Each test file includes it with `mod support;`; not every file uses every part.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cmd;
 pub mod crd;
 pub mod dashboard;
+pub mod dev;
 pub mod kms;
 pub mod kube_env;
 pub mod moto;
