@@ -128,7 +128,7 @@ async fn the_connection_secret_and_parity_env_carry_the_same_set() {
         serde_json::from_str(&parity_env(&ns.name, &["-o", "json"])).unwrap();
     assert_eq!(json, d);
     let shell = parity_env(&ns.name, &["-o", "shell"]);
-    assert!(shell.contains(&format!("export PARITY_KMS_KEY_ID='alias/parity/dev'\n")));
+    assert!(shell.contains("export PARITY_KMS_KEY_ID='alias/parity/dev'\n"));
     // --host: kind-config.yaml's localhost ports, also in the endpointUrl secrets.
     let host: BTreeMap<String, String> =
         serde_json::from_str(&parity_env(&ns.name, &["-o", "json", "--host"])).unwrap();
