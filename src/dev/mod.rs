@@ -433,8 +433,33 @@ async fn outcome(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), String
     rx.await.unwrap_or_else(|_| Err("stopped".into()))
 }
 
+/// SIGINT and SIGTERM, listened to from the start: one arriving while the children start
+/// (or right after "ready") stops them instead of killing parity dev outright.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("listen for SIGINT")?,
+            term: signal(SignalKind::terminate()).context("listen for SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
 async fn up(args: RunArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
+    let mut signals = Signals::new()?;
     let Some(file) = args.file.clone() else {
         bail!(
             "-f FILE is required: the ParityEnvironment manifest to run (e.g. parity dev -f examples/local.yaml)"
@@ -747,11 +772,11 @@ async fn up(args: RunArgs) -> anyhow::Result<ExitCode> {
     st.update(|s| s.ready = true);
 
     let code = if args.app.is_empty() {
-        crate::signal::shutdown().await;
+        signals.recv().await;
         println!("parity dev: stopping");
         ExitCode::SUCCESS
     } else {
-        run_app(&args.app, &set).await?
+        run_app(&args.app, &set, &mut signals).await?
     };
     let _ = shutdown_tx.send(true);
     for t in tasks {
@@ -788,7 +813,11 @@ fn print_ready(
 }
 
 /// Runs the app with the connection variables; its exit code (128 + signal when killed).
-async fn run_app(app: &[String], set: &ConnectionSet) -> anyhow::Result<ExitCode> {
+async fn run_app(
+    app: &[String],
+    set: &ConnectionSet,
+    signals: &mut Signals,
+) -> anyhow::Result<ExitCode> {
     let mut cmd = tokio::process::Command::new(&app[0]);
     cmd.args(&app[1..]);
     for (k, v) in set.vars() {
@@ -801,7 +830,7 @@ async fn run_app(app: &[String], set: &ConnectionSet) -> anyhow::Result<ExitCode
         .with_context(|| format!("start the app: {}", app[0]))?;
     let status = tokio::select! {
         s = child.wait() => s?,
-        _ = crate::signal::shutdown() => {
+        _ = signals.recv() => {
             supervise::stop(&mut child, Duration::from_secs(10)).await;
             child.wait().await?
         }
