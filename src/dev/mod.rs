@@ -459,7 +459,17 @@ impl Signals {
 
 async fn up(args: RunArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
+    // Ctrl-C or SIGTERM at any point (a slow first install, a hung bootstrap) stops the run.
     let mut signals = Signals::new()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shutdown_tx = std::sync::Arc::new(shutdown_tx);
+    {
+        let tx = shutdown_tx.clone();
+        tokio::spawn(async move {
+            signals.recv().await;
+            let _ = tx.send(true);
+        });
+    }
     let Some(file) = args.file.clone() else {
         bail!(
             "-f FILE is required: the ParityEnvironment manifest to run (e.g. parity dev -f examples/local.yaml)"
@@ -622,7 +632,6 @@ async fn up(args: RunArgs) -> anyhow::Result<ExitCode> {
     let parity = std::env::current_exe().context("locate the parity binary")?;
     let children = parity_children(&env, &layout, &ports, args.dynamodb_endpoint.as_deref());
     let child = |c: Component| children.iter().find(|x| x.component == c);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut kms_rx = None;
     if let Some(c) = child(Component::Kms) {
@@ -663,7 +672,15 @@ async fn up(args: RunArgs) -> anyhow::Result<ExitCode> {
             st.set("dynamodb", |c| {
                 c.url = Some(format!("http://127.0.0.1:{}", ports.dynamodb))
             });
-            match moto::moto_server(|l| eprintln!("parity dev: {l}")).await {
+            let mut stop = shutdown_rx.clone();
+            let installed = tokio::select! {
+                r = moto::moto_server(|l| eprintln!("parity dev: {l}")) => r,
+                _ = stop.wait_for(|s| *s) => Err(moto::Unavailable {
+                    reason: "stopped while installing".into(),
+                    fix: "run parity dev again".into(),
+                }),
+            };
+            match installed {
                 Ok(bin) => {
                     let prog = Program {
                         name: "dynamodb".into(),
@@ -768,15 +785,18 @@ async fn up(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    print_ready(&env, &set, &dotenv, &layout, t0.elapsed());
-    st.update(|s| s.ready = true);
-
-    let code = if args.app.is_empty() {
-        signals.recv().await;
+    let mut stop = shutdown_rx.clone();
+    let stopping = *stop.borrow();
+    if !stopping {
+        print_ready(&env, &set, &dotenv, &layout, t0.elapsed());
+        st.update(|s| s.ready = true);
+    }
+    let code = if args.app.is_empty() || stopping {
+        let _ = stop.wait_for(|s| *s).await;
         println!("parity dev: stopping");
         ExitCode::SUCCESS
     } else {
-        run_app(&args.app, &set, &mut signals).await?
+        run_app(&args.app, &set, &mut stop).await?
     };
     let _ = shutdown_tx.send(true);
     for t in tasks {
@@ -816,7 +836,7 @@ fn print_ready(
 async fn run_app(
     app: &[String],
     set: &ConnectionSet,
-    signals: &mut Signals,
+    stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<ExitCode> {
     let mut cmd = tokio::process::Command::new(&app[0]);
     cmd.args(&app[1..]);
@@ -830,7 +850,7 @@ async fn run_app(
         .with_context(|| format!("start the app: {}", app[0]))?;
     let status = tokio::select! {
         s = child.wait() => s?,
-        _ = signals.recv() => {
+        _ = stop.wait_for(|s| *s) => {
             supervise::stop(&mut child, Duration::from_secs(10)).await;
             child.wait().await?
         }

@@ -114,24 +114,42 @@ pub async fn stop(child: &mut Child, grace: Duration) {
     }
 }
 
-/// Waits until `port` accepts connections, the child exits, or `timeout` passes.
+/// Whether an HTTP server answers on `port` (any status: moto has no health route). A
+/// port merely accepting connections is not enough: it may be another program's.
+async fn http_answers(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .ok()?;
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head).await.ok()?;
+        Some(&head == b"HTTP/")
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), probe).await,
+        Ok(Some(true))
+    )
+}
+
+/// Waits until the child answers HTTP on `port`, exits, or `timeout` passes.
 async fn wait_port(child: &mut Child, port: u16, timeout: Duration) -> Result<(), String> {
     let start = Instant::now();
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!(
-                "exited with {status} before listening on port {port}"
+                "exited with {status} before serving on port {port}"
             ));
+        }
+        if http_answers(port).await {
+            return Ok(());
         }
         if start.elapsed() > timeout {
             return Err(format!(
-                "not listening on port {port} after {}s",
+                "not serving HTTP on port {port} after {}s",
                 timeout.as_secs()
             ));
         }
@@ -281,6 +299,9 @@ pub async fn run_once(
 ) -> Result<(), String> {
     let mut last = String::new();
     for attempt in 1..=attempts {
+        if *shutdown.borrow() {
+            return Err("stopped".into());
+        }
         state.set(&p.name, |c| {
             c.phase = Phase::Starting;
             c.restarts = attempt - 1;
