@@ -48,6 +48,12 @@ pub enum Command {
     Dashboard(Box<crate::dashboard::DashboardArgs>),
     /// Check that a TCP connection to a URL's host and port opens (exit 0) or not (exit 1).
     Probe(crate::probe::ProbeArgs),
+    /// Run an environment as local processes (process mode: no Docker, no cluster) and
+    /// connect an app to it (`.parity/<env>/.env`, or `parity dev -f env.yaml -- CMD`).
+    Dev(Box<crate::dev::DevArgs>),
+    /// Print how an app connects to an environment in a cluster (its `<env>-connection`
+    /// Secret) as dotenv, JSON or shell exports.
+    Env(crate::controller::connection::EnvArgs),
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
@@ -80,6 +86,15 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Rewrap(args) => exit(crate::dynamo::rewrap::run(args).await),
         Command::Dashboard(args) => exit(crate::dashboard::run(*args).await),
         Command::Probe(args) => crate::probe::run(args).await,
+        Command::Env(args) => exit(crate::controller::connection::run(args).await),
+        // dev: the app's exit code after `--`; 3 from `dev status` when nothing runs.
+        Command::Dev(args) => match crate::dev::run(*args).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         // diff: 0 equal, 1 different, 2 error (CI gates tell drift from a broken run).
         Command::Diff(args) => match crate::dynamo::diff_cmd::run(args).await {
             Ok(code) => code,

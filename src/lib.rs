@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod cli;
+pub mod connection;
 pub mod controller;
 pub mod crypto;
 pub mod dashboard;
+pub mod dev;
 pub mod dynamo;
 pub mod kms;
 pub mod probe;

@@ -51,6 +51,9 @@ pub struct TierProfile {
     pub mirror_source: bool,
     /// Services may be NodePorts (kind extraPortMappings) when the operator is told so.
     pub node_ports_allowed: bool,
+    /// `parity dev` may run the environment as local processes (process mode). Not where
+    /// the data and keys are real (an external DynamoDB, AWS KMS).
+    pub process_mode_allowed: bool,
 }
 
 const L0: Components = Components {
@@ -88,6 +91,7 @@ static LOCAL: TierProfile = TierProfile {
     mirror_allowed: true,
     mirror_source: false,
     node_ports_allowed: true,
+    process_mode_allowed: true,
 };
 
 static CI: TierProfile = TierProfile {
@@ -103,6 +107,7 @@ static CI: TierProfile = TierProfile {
     mirror_allowed: true,
     mirror_source: false,
     node_ports_allowed: false,
+    process_mode_allowed: true,
 };
 
 static STAGING: TierProfile = TierProfile {
@@ -118,6 +123,7 @@ static STAGING: TierProfile = TierProfile {
     mirror_allowed: false,
     mirror_source: true,
     node_ports_allowed: false,
+    process_mode_allowed: false,
 };
 
 /// THE table.

@@ -3,6 +3,7 @@
 //! /healthz, /readyz (caches synced) and /metrics.
 
 pub mod conditions;
+pub mod connection;
 pub mod http;
 pub mod leader;
 pub mod live;

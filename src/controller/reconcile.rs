@@ -146,6 +146,7 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     // carry the keyed hash of their data so that they roll when it changes.
     let endpoints = resources::endpoints(&valid, profile, &ctx.build);
     let secrets = super::secrets::reconcile(ctx, &valid, &endpoints).await?;
+    super::connection::reconcile(ctx, &valid, &endpoints).await?;
     if let Some(hash) = &secrets.rollout_hash {
         for o in objects.iter_mut().filter(|o| {
             o.component()

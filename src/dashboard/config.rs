@@ -70,6 +70,9 @@ pub struct DashboardArgs {
     /// with a notice, so the server's memory stays bounded.
     #[arg(long, default_value_t = 256)]
     pub client_queue: usize,
+    /// A banner shown on every page (`parity dev` says here why a component is not running).
+    #[arg(long, env = "PARITY_DASHBOARD_NOTICE")]
+    pub notice: Option<String>,
     /// How often each stream shard is polled.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     pub stream_poll: Duration,

@@ -39,6 +39,8 @@ pub fn url_param(s: &str) -> String {
 pub struct PageMeta<'a> {
     pub mode: &'a str,
     pub tier: &'a str,
+    /// A banner on every page (`parity dev`: a component that is not running, and why).
+    pub notice: Option<&'a str>,
 }
 
 fn layout(meta: &PageMeta<'_>, title: &str, live_table: Option<&str>, body: &str) -> String {
@@ -56,7 +58,11 @@ fn layout(meta: &PageMeta<'_>, title: &str, live_table: Option<&str>, body: &str
 <span class=\"badge tier\">tier {tier}</span>\
 <span class=\"badge mode mode-{mode}\">decryption {mode}</span>\
 <span id=\"live-status\" class=\"badge live\" hidden></span></header>\
-<main>{body}</main></body></html>\n",
+{notice}<main>{body}</main></body></html>\n",
+        notice = meta
+            .notice
+            .map(|n| format!("<p class=\"error notice\" role=\"alert\">{}</p>", esc(n)))
+            .unwrap_or_default(),
         title = esc(title),
         mode = esc(meta.mode),
         tier = esc(meta.tier),
@@ -318,7 +324,21 @@ mod tests {
         let meta = PageMeta {
             mode: "disabled",
             tier: "ci",
+            notice: Some("<b>DynamoDB</b> is down"),
         };
+        assert!(
+            items_page(
+                &meta,
+                &ItemsView {
+                    table: &topo.tables[0],
+                    rows: Vec::new(),
+                    filter: None,
+                    next: None,
+                    limit: 10,
+                }
+            )
+            .contains("&lt;b&gt;DynamoDB&lt;/b&gt; is down")
+        );
         let page = items_page(
             &meta,
             &ItemsView {

@@ -94,6 +94,7 @@ pub fn build(
         page_size: args.page_size,
         mode: args.decryption,
         tier: args.tier,
+        notice: args.notice.clone(),
         shutdown,
     })
 }

@@ -48,6 +48,7 @@ pub struct App {
     pub page_size: u32,
     pub mode: DecryptionMode,
     pub tier: TierArg,
+    pub notice: Option<String>,
     /// Flips to true on shutdown: live-feed connections close with "service restart".
     pub shutdown: watch::Receiver<bool>,
 }
@@ -60,13 +61,14 @@ impl App {
             .ok_or_else(|| ApiError::NotFound(format!("table {name:?} is not in the topology")))
     }
 
-    fn meta(&self) -> PageMeta<'static> {
+    fn meta(&self) -> PageMeta<'_> {
         PageMeta {
             mode: match self.mode {
                 DecryptionMode::Server => "server",
                 DecryptionMode::Disabled => "disabled",
             },
             tier: self.tier.as_str(),
+            notice: self.notice.as_deref(),
         }
     }
 }

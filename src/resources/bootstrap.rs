@@ -18,7 +18,7 @@ use super::topology::{region, root_key_alias, topology_data};
 use super::workload::{env_var, parity_container, pod_template, seed_volume, topology_volume};
 use super::{
     BuildContext, DYNAMODB_PORT, KMS_ACCESS_KEY_ID_KEY, KMS_PORT, KMS_SECRET_ACCESS_KEY_KEY,
-    SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, service_url,
+    SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, plan, service_url,
 };
 use crate::api::ValidatedSpec;
 use crate::tier::TierProfile;
@@ -47,31 +47,36 @@ pub(super) fn bootstrap_container(
     let (topology, topology_mount) = topology_volume(env);
     let mut volumes = vec![topology];
     let mut mounts = vec![topology_mount];
-    if let Some((seed, seed_mount)) = seed_volume(env) {
-        args.extend(["--seeds".to_string(), SEED_DIR.to_string()]);
-        volumes.push(seed);
-        mounts.push(seed_mount);
-    }
     // DynamoDB Local and moto accept any credentials, but the SDK insists on having some.
     let mut envs = vec![
         env_var("AWS_ACCESS_KEY_ID", "local"),
         env_var("AWS_SECRET_ACCESS_KEY", "local"),
         env_var("AWS_REGION", region(env)),
     ];
-    if super::plan(env, env.profile).kms {
-        envs.extend([
-            env_var(
-                "PARITY_KMS_ENDPOINT",
+    if let Some((seed, seed_mount)) = seed_volume(env) {
+        args.extend(["--seeds".to_string(), SEED_DIR.to_string()]);
+        volumes.push(seed);
+        mounts.push(seed_mount);
+        // Fields the fixtures mark encrypted are sealed under the environment's own key
+        // hierarchy, through its key service, as the app would do it.
+        if plan(env, env.profile).kms {
+            args.extend([
+                "--kms-endpoint".to_string(),
                 service_url(env, &names::kms(&env.name), KMS_PORT),
-            ),
-            env_var("PARITY_KMS_KEY_ID", root_key_alias(&env.name)),
-            credential_env(env, "PARITY_KMS_ACCESS_KEY_ID", KMS_ACCESS_KEY_ID_KEY),
-            credential_env(
+                "--kms-key-id".to_string(),
+                root_key_alias(&env.name),
+            ]);
+            envs.push(credential_env(
+                env,
+                "PARITY_KMS_ACCESS_KEY_ID",
+                KMS_ACCESS_KEY_ID_KEY,
+            ));
+            envs.push(credential_env(
                 env,
                 "PARITY_KMS_SECRET_ACCESS_KEY",
                 KMS_SECRET_ACCESS_KEY_KEY,
-            ),
-        ]);
+            ));
+        }
     }
     let mut container = parity_container(
         ctx,

@@ -112,6 +112,10 @@ pub mod names {
     pub fn secrets_api_credentials(env: &str) -> String {
         format!("{env}-secrets-api-credentials")
     }
+    /// How apps connect (endpoints, credentials, secrets), for `envFrom`.
+    pub fn connection(env: &str) -> String {
+        format!("{env}-connection")
+    }
     /// The key of the secrets' rollout hash.
     pub fn rollout_key(env: &str) -> String {
         format!("{env}-rollout-key")

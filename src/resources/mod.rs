@@ -3,6 +3,7 @@
 //! apply order. `parity render` and the controller both use them.
 
 mod bootstrap;
+mod connection;
 mod dashboard;
 mod dynamodb;
 mod keyring;
@@ -19,6 +20,7 @@ mod topology;
 mod workload;
 
 pub use bootstrap::{bootstrap_hash, bootstrap_job};
+pub use connection::{ConnectionInputs, connection_secret, connection_set, missing_inputs};
 pub use dashboard::{dashboard_decrypts, dashboard_deployment, dashboard_service};
 pub use dynamodb::{dynamodb_deployment, dynamodb_pvc, dynamodb_service};
 pub use keyring::{
@@ -28,7 +30,9 @@ pub use kms::{kms_deployment, kms_service};
 pub use meta::*;
 pub use network_policy::{dashboard_egress_policy, kms_ingress_policy};
 pub use object::{OWNED_KINDS, Object, owned_api_resource};
-pub use render::{RENDER_PLACEHOLDER_UID, RenderArgs, render_yaml, run};
+pub use render::{
+    RENDER_PLACEHOLDER_UID, RenderArgs, mirror_sources, render_yaml, run, validated_environments,
+};
 pub use secrets_api::{
     SECRETS_API_CLIENT_ID_KEY, SECRETS_API_CLIENT_SECRET_KEY, SECRETS_DIR, secrets_api_args,
     secrets_api_client_id, secrets_api_credentials_secret, secrets_api_credentials_secret_with,

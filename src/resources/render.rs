@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use super::{BuildContext, DEFAULT_IMAGE, build_all};
-use crate::api::{ParityEnvironment, validate};
+use crate::api::{ParityEnvironment, ValidatedSpec, validate};
 
 /// Stands in for the uid the API server would assign, in owner references.
 pub const RENDER_PLACEHOLDER_UID: &str = "00000000-0000-0000-0000-000000000000";
@@ -82,15 +82,15 @@ fn find_source<'a>(
     })
 }
 
-/// Renders the environments in `yaml` as a YAML stream. Errors name the document and field.
-/// `sources` (and the environments of `yaml` itself) resolve spec.mirror.
-pub fn render_yaml(
+/// The environments in `yaml`, validated with the same rules as the operator, their mirror
+/// sources resolved from `sources` (and the environments of `yaml` itself). Errors name the
+/// document and field; all of them are reported at once.
+pub fn validated_environments(
     yaml: &str,
     source: &str,
     namespace: &str,
-    ctx: &BuildContext,
     sources: &[ParityEnvironment],
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Vec<ValidatedSpec>> {
     let envs = environments(yaml, source, Some(namespace))?;
     let candidates: Vec<ParityEnvironment> = envs
         .iter()
@@ -98,7 +98,7 @@ pub fn render_yaml(
         .chain(sources)
         .cloned()
         .collect();
-    let mut out = String::new();
+    let mut out = Vec::new();
     let mut problems = Vec::new();
     for (doc, env) in &envs {
         let name = env.metadata.name.clone().unwrap_or_default();
@@ -116,12 +116,7 @@ pub fn render_yaml(
             Ok(valid)
         });
         match valid {
-            Ok(valid) => {
-                for obj in build_all(&valid, valid.profile, ctx) {
-                    out.push_str("---\n");
-                    out.push_str(&serde_yaml::to_string(&obj.to_value())?);
-                }
-            }
+            Ok(valid) => out.push(valid),
             Err(errors) => {
                 for e in errors {
                     problems.push(format!("  {source}: document {doc} ({name}): {e}"));
@@ -132,8 +127,35 @@ pub fn render_yaml(
     if !problems.is_empty() {
         bail!("invalid ParityEnvironment:\n{}", problems.join("\n"));
     }
-
     Ok(out)
+}
+
+/// Renders the environments in `yaml` as a YAML stream. Errors name the document and field.
+/// `sources` (and the environments of `yaml` itself) resolve spec.mirror.
+pub fn render_yaml(
+    yaml: &str,
+    source: &str,
+    namespace: &str,
+    ctx: &BuildContext,
+    sources: &[ParityEnvironment],
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for valid in validated_environments(yaml, source, namespace, sources)? {
+        for obj in build_all(&valid, valid.profile, ctx) {
+            out.push_str("---\n");
+            out.push_str(&serde_yaml::to_string(&obj.to_value())?);
+        }
+    }
+    Ok(out)
+}
+
+/// The environments of a `--mirror-source` file (namespaces as written).
+pub fn mirror_sources(path: &std::path::Path) -> anyhow::Result<Vec<ParityEnvironment>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    Ok(environments(&text, &path.display().to_string(), None)?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
 }
 
 pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
@@ -152,14 +174,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         node_ports: args.node_ports,
     };
     let sources = match &args.mirror_source {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("read {}", path.display()))?;
-            environments(&text, &path.display().to_string(), None)?
-                .into_iter()
-                .map(|(_, e)| e)
-                .collect()
-        }
+        Some(path) => mirror_sources(path)?,
         None => Vec::new(),
     };
     print!(

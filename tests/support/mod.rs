@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod crd;
 pub mod dashboard;
 pub mod e2e;
+pub mod dev;
 pub mod kms;
 pub mod kube_env;
 pub mod moto;

@@ -44,7 +44,7 @@ impl Operator {
         let log = dir.path().join(format!("{identity}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parity"));
+        let mut cmd = Command::new(super::dev::parity_bin());
         cmd.args([
             "operator",
             "--watch-namespace",
