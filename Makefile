@@ -11,7 +11,7 @@ export PARITY_TESTENV_DIR ?= $(CURDIR)/.testenv
 TESTENV_BIN := $(PARITY_CACHE)/testenv/bin
 PARITY := $(CARGO_TARGET_DIR)/debug/parity
 
-.PHONY: help build lint unit integration test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up bench \
+.PHONY: help build lint unit integration e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up bench \
 	node-deps images testenv-up-real testenv-selftest-real
 
 help: ## list targets
@@ -57,7 +57,10 @@ integration: ## integration tests against a running testenv
 browser-deps: ## chromium (apt) and playwright-core (npm ci) for the dashboard browser test
 	hack/browser-deps
 
-test: ## everything CI runs: lint, unit, testenv up, integration, testenv down (always)
+e2e: ## end-to-end tests on a real node started for them (root, Linux; stopped afterwards)
+	hack/e2e
+
+test: ## everything CI runs: lint, unit, integration (kwok), then the real node's selftest and e2e
 	$(MAKE) lint
 	$(MAKE) unit
 	hack/pyenv >/dev/null
@@ -68,6 +71,9 @@ test: ## everything CI runs: lint, unit, testenv up, integration, testenv down (
 	rc=0; $(MAKE) integration || rc=$$?; \
 	  if [ $$rc -ne 0 ]; then hack/testenv/logs 60 || true; fi; \
 	  hack/testenv/down; exit $$rc
+	$(MAKE) build
+	hack/testenv/selftest --real-node
+	$(MAKE) e2e
 
 crds: ## regenerate the CRD (crds/ and the chart's copy) and the chart's RBAC rules
 	cargo run -q -- crd > crds/parity.dev_parityenvironments.yaml
@@ -95,5 +101,6 @@ kind-up: ## laptop cluster (needs Docker, kind, helm): build + load the image, i
 	kubectl create namespace demo-staging --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -n demo-staging -f examples/staging.yaml
 	kubectl create configmap app-secrets-schema --from-file=examples/secrets.schema.json --dry-run=client -o yaml | kubectl apply -f -
+	kubectl create configmap app-seeds --from-file=examples/fixtures/ --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -f examples/local.yaml
 	kubectl wait --for=condition=Ready penv/dev --timeout=300s

@@ -165,11 +165,17 @@ impl ConnectionSet {
     /// The same set as seen from the host of a kind cluster: each in-cluster URL becomes
     /// `http://localhost:<host port>` (kind-config.yaml's extraPortMappings), and secrets
     /// whose value is one of those URLs (schema `endpointUrl` generators) follow.
-    pub fn with_host_urls(mut self) -> ConnectionSet {
+    pub fn with_host_urls(self) -> ConnectionSet {
+        self.at_host("localhost", Endpoint::host_port)
+    }
+
+    /// The same set with each in-cluster URL replaced by `http://<host>:<port_of(endpoint)>`
+    /// (kind's localhost ports, or a node's NodePorts), secrets holding those URLs following.
+    pub fn at_host(mut self, host: &str, port_of: impl Fn(Endpoint) -> u16) -> ConnectionSet {
         let mut moved = Vec::new();
         for (endpoint, url) in self.urls_mut() {
             if let Some(u) = url.as_mut() {
-                let host = format!("http://localhost:{}", endpoint.host_port());
+                let host = format!("http://{host}:{}", port_of(endpoint));
                 moved.push((std::mem::replace(u, host.clone()), host));
             }
         }

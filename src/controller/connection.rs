@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{Endpoints, ValidatedSpec};
-use crate::connection::{ConnectionSet, Format};
+use crate::connection::{ConnectionSet, Endpoint, Format};
 use crate::resources::{
     ConnectionInputs, KMS_SECRET_ACCESS_KEY_KEY, Object, SECRETS_API_CLIENT_SECRET_KEY,
     connection_secret, connection_set, missing_inputs, names,
@@ -98,6 +98,21 @@ pub struct EnvArgs {
     /// instead of the in-cluster Service URLs.
     #[arg(long)]
     pub host: bool,
+    /// URLs of the NodePorts at this address (a node's IP, or 127.0.0.1 on the node itself),
+    /// for clusters without kind's port mapping. Needs an operator run with --node-ports.
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "host")]
+    pub node_port_host: Option<String>,
+}
+
+/// The NodePort of each endpoint's Service (the operator's `--node-ports`).
+fn node_port(e: Endpoint) -> u16 {
+    let port = match e {
+        Endpoint::DynamoDb => crate::resources::DYNAMODB_NODE_PORT,
+        Endpoint::Kms => crate::resources::KMS_NODE_PORT,
+        Endpoint::Secrets => crate::resources::SECRETS_API_NODE_PORT,
+        Endpoint::Dashboard => crate::resources::DASHBOARD_NODE_PORT,
+    };
+    u16::try_from(port).unwrap_or_default()
 }
 
 pub async fn run(args: EnvArgs) -> anyhow::Result<()> {
@@ -118,9 +133,42 @@ pub async fn run(args: EnvArgs) -> anyhow::Result<()> {
     if args.host {
         set = set.with_host_urls();
     }
+    if let Some(address) = &args.node_port_host {
+        set = set.at_host(address, node_port);
+    }
     let text = set.render(args.output);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_port_urls_use_the_services_node_ports() {
+        let set = ConnectionSet {
+            kms: Some("http://dev-kms.team.svc:8080".into()),
+            dashboard: Some("http://dev-dashboard.team.svc:8080".into()),
+            ..Default::default()
+        }
+        .at_host("127.0.0.1", node_port);
+        assert_eq!(set.kms.as_deref(), Some("http://127.0.0.1:30880"));
+        assert_eq!(set.dashboard.as_deref(), Some("http://127.0.0.1:30080"));
+        // kind maps exactly these NodePorts to its localhost ports.
+        let kind = include_str!("../../kind-config.yaml");
+        for e in [
+            Endpoint::DynamoDb,
+            Endpoint::Kms,
+            Endpoint::Secrets,
+            Endpoint::Dashboard,
+        ] {
+            assert!(
+                kind.contains(&format!("containerPort: {}", node_port(e))),
+                "{e:?}"
+            );
+        }
+    }
 }
