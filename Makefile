@@ -11,7 +11,7 @@ export PARITY_TESTENV_DIR ?= $(CURDIR)/.testenv
 TESTENV_BIN := $(PARITY_CACHE)/testenv/bin
 PARITY := $(CARGO_TARGET_DIR)/debug/parity
 
-.PHONY: help build lint unit integration e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up bench \
+.PHONY: help build lint unit integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up bench \
 	node-deps images testenv-up-real testenv-selftest-real
 
 help: ## list targets
@@ -56,6 +56,9 @@ integration: ## integration tests against a running testenv
 
 browser-deps: ## chromium (apt) and playwright-core (npm ci) for the dashboard browser test
 	hack/browser-deps
+
+dev: build ## process mode, no Docker, no cluster: examples/local.yaml as local processes (Ctrl-C stops)
+	$(PARITY) dev -f examples/local.yaml --mirror-source examples/staging.yaml --seeds examples/fixtures
 
 e2e: ## end-to-end tests on a real node started for them (root, Linux; stopped afterwards)
 	hack/e2e

@@ -98,7 +98,8 @@ async fn e2e_the_ci_dashboard_has_no_route_to_the_key_service_while_apps_and_loc
     let ns = TestNamespace::new("e2e-zk").await;
     support::crd::install_crd(&ns.client).await;
     let _op = operator(&ns, "e2e-zk-op", &[]);
-    let tables = json!({"tables": [{"name": "t", "partitionKey": {"name": "id", "type": "S"}}]});
+    let tables =
+        json!({"tables": [{"name": "items", "partitionKey": {"name": "id", "type": "S"}}]});
     for (name, tier, decryption) in [("ci", "CI", "Disabled"), ("local", "Local", "Server")] {
         create_env(
             &ns,

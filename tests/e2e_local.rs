@@ -155,6 +155,42 @@ async fn customer(
         .map(|i| i.into_iter().collect())
 }
 
+/// The kms pod as an app reaches it: its Service URL and the credentials Secret.
+struct KeyService {
+    url: String,
+    akid: String,
+    secret: String,
+}
+
+impl KeyService {
+    async fn of(ns: &TestNamespace) -> KeyService {
+        KeyService {
+            url: service_url(ns, "dev-kms").await,
+            akid: secret_value(ns, "dev-kms-credentials", "access-key-id").await,
+            secret: secret_value(ns, "dev-kms-credentials", "secret-access-key").await,
+        }
+    }
+
+    fn client(&self) -> aws_sdk_kms::Client {
+        support::kms::client(&self.url, &self.akid, &self.secret)
+    }
+
+    /// Envelope decryption the way the app does it, through this key service.
+    fn app(&self) -> Encryptor<KmsKeyProvider> {
+        Encryptor::new(KmsKeyProvider::new(
+            KmsKeyProvider::client_for(&self.url, "us-east-1", &self.akid, &self.secret),
+            "alias/parity/dev",
+        ))
+    }
+}
+
+/// The encryption context the seed schema binds customer 42's card to.
+fn card_context() -> EncryptionContext {
+    [("table", "customers"), ("attribute", "card"), ("id", "42")]
+        .into_iter()
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs the real node: make e2e"]
 async fn e2e_a_local_environment_serves_unmodified_clients_from_the_host() {
@@ -198,10 +234,8 @@ async fn e2e_a_local_environment_serves_unmodified_clients_from_the_host() {
     }
 
     // KMS: aws-sdk-kms against the kms pod, through its Service.
-    let kms_url = service_url(&ns, "dev-kms").await;
-    let akid = secret_value(&ns, "dev-kms-credentials", "access-key-id").await;
-    let secret = secret_value(&ns, "dev-kms-credentials", "secret-access-key").await;
-    let kms = support::kms::client(&kms_url, &akid, &secret);
+    let keys = KeyService::of(&ns).await;
+    let kms = keys.client();
     let dk = kms
         .generate_data_key()
         .key_id("alias/parity/dev")
@@ -246,13 +280,7 @@ async fn e2e_a_local_environment_serves_unmodified_clients_from_the_host() {
         panic!("card is not encrypted: {item:?}")
     };
     assert!(!String::from_utf8_lossy(card.as_ref()).contains(CANARY));
-    let app = Encryptor::new(KmsKeyProvider::new(
-        KmsKeyProvider::client_for(&kms_url, "us-east-1", &akid, &secret),
-        "alias/parity/dev",
-    ));
-    let ctx: EncryptionContext = [("table", "customers"), ("attribute", "card"), ("id", "42")]
-        .into_iter()
-        .collect();
+    let (app, ctx) = (keys.app(), card_context());
     assert_eq!(
         app.decrypt(card.as_ref(), &ctx).await.expect("decrypt"),
         CANARY.as_bytes()
@@ -309,7 +337,6 @@ async fn e2e_a_local_environment_serves_unmodified_clients_from_the_host() {
     // Headless Chromium on the dashboard pod: the seeded item decrypted, a live write shown.
     let dashboard = service_url(&ns, "dev-dashboard").await;
     let mut b = Browser::start(&dashboard);
-    assert_eq!(b.cmd("waitlive 30000")["live"], true);
     let page = b.cmd("open /tables/customers");
     assert_eq!(page["card"]["kind"], "decrypted", "{page}");
     assert_eq!(page["card"]["text"], CANARY);
@@ -370,6 +397,18 @@ async fn e2e_moto_restarts_and_suspend_bring_back_tables_and_seeds_but_not_app_w
             .await
             .expect("delete pod");
     }
+    // Only the replacement serves now (the old pod takes a while to terminate).
+    until("the old DynamoDB pod to be gone", E2E_WAIT, || async {
+        let left: Vec<String> = pods(&ns, "dev")
+            .await
+            .iter()
+            .map(|p| p.name_any())
+            .filter(|n| old.contains(n))
+            .collect();
+        if left.is_empty() { Ok(()) } else { Err(left) }
+    })
+    .await;
+    wait_pods_ready(&ns, "dev").await;
     until(
         "the seeds to come back after the restart",
         E2E_WAIT,
@@ -446,9 +485,7 @@ async fn e2e_a_rotation_reaches_the_running_kms_and_rewrap_moves_old_envelopes()
     .await
     .expect("rotation period");
     wait_ready(&ns).await;
-    let kms_url = service_url(&ns, "dev-kms").await;
-    let akid = secret_value(&ns, "dev-kms-credentials", "access-key-id").await;
-    let secret = secret_value(&ns, "dev-kms-credentials", "secret-access-key").await;
+    let keys = KeyService::of(&ns).await;
     let ddb_url = service_url(&ns, "dev-dynamodb").await;
     let ddb = ddb(&ddb_url);
     let card = |item: BTreeMap<String, AttributeValue>| match item.get("card") {
@@ -476,7 +513,7 @@ async fn e2e_a_rotation_reaches_the_running_kms_and_rewrap_moves_old_envelopes()
     support::penv::wait_event(&ns, "KeyRotated").await;
     // ...and the running kms pod wraps new data keys with it once the kubelet refreshed the
     // mounted Secret (no restart).
-    let kms = support::kms::client(&kms_url, &akid, &secret);
+    let kms = keys.client();
     until(
         "the kms pod to wrap with the new version",
         E2E_WAIT,
@@ -502,13 +539,7 @@ async fn e2e_a_rotation_reaches_the_running_kms_and_rewrap_moves_old_envelopes()
     .await;
 
     // The seeded envelope (old version) still decrypts.
-    let app = Encryptor::new(KmsKeyProvider::new(
-        KmsKeyProvider::client_for(&kms_url, "us-east-1", &akid, &secret),
-        "alias/parity/dev",
-    ));
-    let ctx: EncryptionContext = [("table", "customers"), ("attribute", "card"), ("id", "42")]
-        .into_iter()
-        .collect();
+    let (app, ctx) = (keys.app(), card_context());
     assert_eq!(
         app.decrypt(&seeded, &ctx).await.expect("old envelope"),
         CANARY.as_bytes()
@@ -527,12 +558,12 @@ async fn e2e_a_rotation_reaches_the_running_kms_and_rewrap_moves_old_envelopes()
         .args(["--schema", &schema.display().to_string()])
         .args([
             "--kms-endpoint",
-            &kms_url,
+            &keys.url,
             "--kms-key-id",
             "alias/parity/dev",
         ])
-        .args(["--kms-access-key-id", &akid])
-        .env("PARITY_KMS_SECRET_ACCESS_KEY", &secret)
+        .args(["--kms-access-key-id", &keys.akid])
+        .env("PARITY_KMS_SECRET_ACCESS_KEY", &keys.secret)
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .output()

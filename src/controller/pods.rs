@@ -104,20 +104,20 @@ fn container_problem(pod: &str, c: &ContainerStatus) -> Option<PodProblem> {
     None
 }
 
-/// The last non-empty line of a log or termination message, preferring an `error:` line
-/// (the `parity` binary's last words).
+/// The last words of a log or termination message: from the last `error:` line (the `parity`
+/// binary's error and the problems it lists under it) to the end, else the last line; on one
+/// line, at most 400 characters.
 pub fn last_line(text: &str) -> Option<String> {
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    lines
+    let from = lines
         .iter()
-        .rev()
-        .find(|l| l.starts_with("error:"))
-        .or(lines.last())
-        .map(|l| l.chars().take(300).collect())
+        .rposition(|l| l.starts_with("error:"))
+        .unwrap_or(lines.len().checked_sub(1)?);
+    Some(lines[from..].join(" ").chars().take(400).collect())
 }
 
 /// Reads the pods of one component of an environment and says what is wrong, if anything.
@@ -255,10 +255,11 @@ mod tests {
     }
 
     #[test]
-    fn the_last_line_prefers_the_error_line() {
+    fn the_last_words_start_at_the_error_line() {
         assert_eq!(
-            last_line("reading fixtures\nerror: orders.jsonl:3: bad JSON\ndone\n").as_deref(),
-            Some("error: orders.jsonl:3: bad JSON")
+            last_line("reading\nerror: fixtures rejected: 1 problem\n  orders.jsonl:3: bad JSON\n")
+                .as_deref(),
+            Some("error: fixtures rejected: 1 problem orders.jsonl:3: bad JSON")
         );
         assert_eq!(last_line("a\nb\n\n").as_deref(), Some("b"));
         assert_eq!(last_line(""), None);
