@@ -10,9 +10,13 @@ use std::time::Duration;
 pub struct ProbeArgs {
     /// http://host:port/... (the port defaults to 80 for http, 443 for https).
     pub url: String,
-    /// Give up after this many seconds.
+    /// Give up on one attempt after this many seconds.
     #[arg(long, default_value_t = 5)]
     pub timeout_seconds: u64,
+    /// Keep trying (a second apart) for this many seconds before saying no: a NetworkPolicy
+    /// enforcer learns a new pod's address a moment after the pod starts.
+    #[arg(long, default_value_t = 0)]
+    pub retry_for_seconds: u64,
 }
 
 /// host:port of `url`, or why it is not one (pure).
@@ -38,23 +42,25 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-    match tokio::time::timeout(Duration::from_secs(args.timeout_seconds), connect).await {
-        Ok(Ok(_)) => {
-            println!("connected to {host}:{port}");
-            ExitCode::SUCCESS
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.retry_for_seconds);
+    let mut attempt = 1;
+    loop {
+        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+        let why =
+            match tokio::time::timeout(Duration::from_secs(args.timeout_seconds), connect).await {
+                Ok(Ok(_)) => {
+                    println!("connected to {host}:{port} (attempt {attempt})");
+                    return ExitCode::SUCCESS;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {}s", args.timeout_seconds),
+            };
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!("error: cannot connect to {host}:{port}: {why} ({attempt} attempt(s))");
+            return ExitCode::FAILURE;
         }
-        Ok(Err(e)) => {
-            eprintln!("error: cannot connect to {host}:{port}: {e}");
-            ExitCode::FAILURE
-        }
-        Err(_) => {
-            eprintln!(
-                "error: cannot connect to {host}:{port}: no answer within {}s",
-                args.timeout_seconds
-            );
-            ExitCode::FAILURE
-        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -81,18 +87,25 @@ mod tests {
     async fn a_listening_port_connects_and_a_closed_one_fails() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
-        let ok = run(ProbeArgs {
+        let args = |retry_for_seconds| ProbeArgs {
             url: format!("http://127.0.0.1:{port}"),
             timeout_seconds: 2,
-        })
-        .await;
-        assert_eq!(ok, ExitCode::SUCCESS);
+            retry_for_seconds,
+        };
+        assert_eq!(run(args(0)).await, ExitCode::SUCCESS);
         drop(l);
-        let closed = run(ProbeArgs {
-            url: format!("http://127.0.0.1:{port}"),
-            timeout_seconds: 2,
-        })
-        .await;
-        assert_eq!(closed, ExitCode::FAILURE);
+        assert_eq!(run(args(0)).await, ExitCode::FAILURE);
+        // Retrying keeps saying no to a closed port, and yes once something listens.
+        let started = std::time::Instant::now();
+        assert_eq!(run(args(2)).await, ExitCode::FAILURE);
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            l
+        });
+        assert_eq!(run(args(10)).await, ExitCode::SUCCESS);
+        late.abort();
     }
 }

@@ -64,7 +64,9 @@ async fn probe_from(ns: &TestNamespace, job: &str, labels: Value, url: &str) -> 
                 "containers": [{
                     "name": "probe", "image": support::operator::image(),
                     "imagePullPolicy": "Never",
-                    "args": ["probe", url, "--timeout-seconds", "5"],
+                    // Tried for 20 s: the policy enforcer learns a new pod's address a
+                    // moment after it starts, and a "no" must hold for every attempt.
+                    "args": ["probe", url, "--timeout-seconds", "3", "--retry-for-seconds", "20"],
                     "securityContext": {"allowPrivilegeEscalation": false,
                                         "readOnlyRootFilesystem": true,
                                         "capabilities": {"drop": ["ALL"]}}

@@ -425,11 +425,38 @@ async fn e2e_moto_restarts_and_suspend_bring_back_tables_and_seeds_but_not_app_w
         None,
         "moto kept an app write across a restart"
     );
-    let restore_log = all_logs(&ns).await;
+    // It was the new pod's restore sidecar that made them.
+    let logs = all_logs(&ns).await;
+    let restore = logs
+        .split("\n--- ")
+        .find(|l| l.contains("/restore\n") && !old.iter().any(|o| l.starts_with(o.as_str())))
+        .unwrap_or_else(|| panic!("no restore log of the new pod in:\n{logs}"));
     assert!(
-        restore_log.contains("restoring tables and seeds"),
-        "{restore_log}"
+        restore.contains("table customers: create table"),
+        "{restore}"
     );
+    assert!(restore.contains("2 seed item(s) written"), "{restore}");
+
+    // The emulator loses its tables while the pod lives on (moto restarted alone): the
+    // sidecar notices within seconds and restores them.
+    ddb.delete_table()
+        .table_name("customers")
+        .send()
+        .await
+        .expect("DeleteTable");
+    until(
+        "the sidecar to restore the dropped table",
+        E2E_WAIT,
+        || async {
+            match customer(&ddb, "42").await {
+                Some(item) if item.contains_key("card") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let logs = all_logs(&ns).await;
+    assert!(logs.contains("restoring tables and seeds"), "{logs}");
 
     // Suspend scales everything to zero; resume brings the same seeds back again.
     let envs = ns.api::<ParityEnvironment>();
