@@ -45,7 +45,8 @@ wait_ready() { # start_ms name...
   for n in "$@"; do
     kubectl -n "$ns" wait --for=condition=Ready "penv/$n" --timeout=900s >/dev/null
   done
-  echo "scale=1; ($(now_ms) - start) / 1000" | bc
+  local ms=$(( $(now_ms) - start ))
+  printf '%d.%d\n' $((ms / 1000)) $((ms % 1000 / 100))
 }
 
 local_env() {
@@ -67,8 +68,8 @@ YAML
 echo "== 1. one Local level-3 environment, apply -> Ready"
 t0=$(now_ms)
 local_env | kubectl -n "$ns" apply -f - >/dev/null
-total=$(wait_ready "$t0" dev)
-echo "apply -> Ready: ${total}s"
+took=$(wait_ready "$t0" dev)
+echo "apply -> Ready: ${took}s"
 kubectl -n "$ns" get penv dev -o json | python3 -c '
 import json, sys, datetime
 e = json.load(sys.stdin)
@@ -76,7 +77,8 @@ created = datetime.datetime.fromisoformat(e["metadata"]["creationTimestamp"].rep
 for c in e["status"]["conditions"]:
     if c["type"] in ("KeysReady", "SecretsReady", "DynamoDBReady", "DashboardReady", "Ready"):
         t = datetime.datetime.fromisoformat(c["lastTransitionTime"].replace("Z", "+00:00"))
-        print(f"  {c[\"type\"]:15} at {(t - created).total_seconds():5.0f}s")
+        kind, secs = c["type"], (t - created).total_seconds()
+        print(f"  {kind:15} at {secs:5.0f}s")
 '
 kubectl -n "$ns" get pods -o json | python3 -c '
 import json, sys, datetime
@@ -98,15 +100,16 @@ ts = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
 for j in json.load(sys.stdin)["items"]:
     s = j["status"]
     if s.get("completionTime"):
-        print(f"  bootstrap Job ran {(ts(s[\"completionTime\"]) - ts(s[\"startTime\"])).total_seconds():.0f}s")
+        secs = (ts(s["completionTime"]) - ts(s["startTime"])).total_seconds()
+        print(f"  bootstrap Job ran {secs:.0f}s")
 '
 
 echo "== 2. ten CI level-2 environments at once, apply -> all Ready"
 kubectl -n "$ns" delete penv dev --wait=true >/dev/null
 names=()
+for i in $(seq 1 10); do names+=("ci-$i"); done
 t0=$(now_ms)
 for i in $(seq 1 10); do
-  names+=("ci-$i")
   cat <<YAML
 apiVersion: parity.dev/v1alpha1
 kind: ParityEnvironment
@@ -121,7 +124,8 @@ spec:
 ---
 YAML
 done | kubectl -n "$ns" apply -f - >/dev/null
-echo "10 CI environments: all Ready after $(wait_ready "$t0" "${names[@]}")s"
+took=$(wait_ready "$t0" "${names[@]}")
+echo "10 CI environments: all Ready after ${took}s"
 
 echo "== 3. memory of the node's components (RSS)"
 rss() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
