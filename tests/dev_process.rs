@@ -18,7 +18,7 @@ use base64::Engine as _;
 use parity_operator::crypto::{Encryptor, KmsKeyProvider};
 use parity_operator::dynamo::seed::EncryptionContext;
 use serde_json::Value;
-use support::dev::{DevRun, Ports, parity_dev, repo, wait_gone};
+use support::dev::{DevRun, Ports, free_ports, parity_dev, port_args, repo, wait_gone};
 use support::moto::python_bin;
 
 /// The encrypted `card` of customer 42 in the test's seed fixtures.
@@ -52,7 +52,7 @@ fn local_args(dir: &Path, ports: &Ports) -> Vec<String> {
         "--seeds".to_string(),
         seeds(dir),
     ];
-    a.extend(ports.args());
+    a.extend(port_args(ports));
     a
 }
 
@@ -105,7 +105,7 @@ fn logs(run: &DevRun) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn local_example_runs_as_processes_and_unmodified_clients_connect_with_the_env_file() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports::free();
+    let ports = free_ports();
     let run = DevRun::start(dir.path(), "dev", &local_args(dir.path(), &ports));
     let out = run.output();
     assert!(out.contains("process mode"), "{out}");
@@ -181,7 +181,7 @@ async fn local_example_runs_as_processes_and_unmodified_clients_connect_with_the
 
     // One run per environment.
     let second = parity_dev(dir.path())
-        .args(local_args(dir.path(), &Ports::free()))
+        .args(local_args(dir.path(), &free_ports()))
         .output()
         .unwrap();
     assert!(!second.status.success());
@@ -221,7 +221,7 @@ async fn local_example_runs_as_processes_and_unmodified_clients_connect_with_the
 #[tokio::test(flavor = "multi_thread")]
 async fn ci_example_runs_with_seeded_keys_and_a_dashboard_that_does_not_decrypt() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports::free();
+    let ports = free_ports();
     let mut args = vec![
         "-f".to_string(),
         repo("examples/ci.yaml"),
@@ -230,7 +230,7 @@ async fn ci_example_runs_with_seeded_keys_and_a_dashboard_that_does_not_decrypt(
         "--seeds".to_string(),
         seeds(dir.path()),
     ];
-    args.extend(ports.args());
+    args.extend(port_args(&ports));
     let run = DevRun::start(dir.path(), "ci", &args);
     let env = run.dotenv();
     assert!(
@@ -267,7 +267,7 @@ async fn ci_example_runs_with_seeded_keys_and_a_dashboard_that_does_not_decrypt(
 #[tokio::test(flavor = "multi_thread")]
 async fn when_dynamodb_cannot_start_keys_and_secrets_keep_running() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports::free();
+    let ports = free_ports();
     // The emulator's fixed port is taken.
     let _taken = std::net::TcpListener::bind(("127.0.0.1", ports.dynamodb)).unwrap();
     let run = DevRun::start(dir.path(), "dev", &local_args(dir.path(), &ports));
@@ -325,7 +325,7 @@ async fn when_dynamodb_cannot_start_keys_and_secrets_keep_running() {
 #[test]
 fn sigterm_and_sigkill_leave_no_orphans_and_a_restart_reuses_keys_and_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports::free();
+    let ports = free_ports();
     let args = local_args(dir.path(), &ports);
     let mut run = DevRun::start(dir.path(), "dev", &args);
     let keyring = std::fs::read(run.env_dir.join("keyring/keyring.json")).unwrap();
@@ -370,7 +370,7 @@ fn sigterm_and_sigkill_leave_no_orphans_and_a_restart_reuses_keys_and_secrets() 
 #[test]
 fn the_app_after_double_dash_gets_the_variables_and_its_exit_code_is_returned() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports::free();
+    let ports = free_ports();
     let mut args = local_args(dir.path(), &ports);
     args.extend([
         "--".into(),
@@ -404,7 +404,7 @@ fn staging_is_refused_with_a_reason() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crashed_child_restarts_with_backoff_and_dynamodb_gets_its_tables_back() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports::free();
+    let ports = free_ports();
     let run = DevRun::start(dir.path(), "dev", &local_args(dir.path(), &ports));
     let state = |name: &str| -> Value {
         let s: Value =

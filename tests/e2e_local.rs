@@ -409,17 +409,7 @@ async fn e2e_moto_restarts_and_suspend_bring_back_tables_and_seeds_but_not_app_w
     })
     .await;
     wait_pods_ready(&ns, "dev").await;
-    until(
-        "the seeds to come back after the restart",
-        E2E_WAIT,
-        || async {
-            match customer(&ddb, "42").await {
-                Some(item) if item.contains_key("card") => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    wait_seeded(&ddb, "the seeds to come back after the restart").await;
     assert_eq!(
         customer(&ddb, "app-1").await,
         None,
@@ -444,17 +434,7 @@ async fn e2e_moto_restarts_and_suspend_bring_back_tables_and_seeds_but_not_app_w
         .send()
         .await
         .expect("DeleteTable");
-    until(
-        "the sidecar to restore the dropped table",
-        E2E_WAIT,
-        || async {
-            match customer(&ddb, "42").await {
-                Some(item) if item.contains_key("card") => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    wait_seeded(&ddb, "the sidecar to restore the dropped table").await;
     let logs = all_logs(&ns).await;
     assert!(logs.contains("restoring tables and seeds"), "{logs}");
 
@@ -482,8 +462,13 @@ async fn e2e_moto_restarts_and_suspend_bring_back_tables_and_seeds_but_not_app_w
     .await
     .expect("resume");
     wait_ready(&ns).await;
-    until("the seeds after resume", E2E_WAIT, || async {
-        match customer(&ddb, "42").await {
+    wait_seeded(&ddb, "the seeds after resume").await;
+}
+
+/// Waits until the seeded customer 42, with its encrypted card, is there.
+async fn wait_seeded(ddb: &aws_sdk_dynamodb::Client, what: &str) {
+    until(what, E2E_WAIT, || async {
+        match customer(ddb, "42").await {
             Some(item) if item.contains_key("card") => Ok(()),
             other => Err(format!("{other:?}")),
         }

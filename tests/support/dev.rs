@@ -35,31 +35,26 @@ pub fn parity_dev(dir: &Path) -> Command {
     cmd
 }
 
-pub struct Ports {
-    pub kms: u16,
-    pub dynamodb: u16,
-    pub secrets: u16,
-    pub dashboard: u16,
+pub use parity_operator::dev::derive::Ports;
+
+/// Free loopback ports for every service, so tests never collide on kind's defaults.
+pub fn free_ports() -> Ports {
+    Ports {
+        kms: free_port(),
+        dynamodb: free_port(),
+        secrets: free_port(),
+        dashboard: free_port(),
+    }
 }
 
-impl Ports {
-    pub fn free() -> Ports {
-        Ports {
-            kms: free_port(),
-            dynamodb: free_port(),
-            secrets: free_port(),
-            dashboard: free_port(),
-        }
-    }
-
-    pub fn args(&self) -> Vec<String> {
-        vec![
-            format!("--kms-port={}", self.kms),
-            format!("--dynamodb-port={}", self.dynamodb),
-            format!("--secrets-port={}", self.secrets),
-            format!("--dashboard-port={}", self.dashboard),
-        ]
-    }
+/// The `parity dev` flags that fix those ports.
+pub fn port_args(p: &Ports) -> Vec<String> {
+    vec![
+        format!("--kms-port={}", p.kms),
+        format!("--dynamodb-port={}", p.dynamodb),
+        format!("--secrets-port={}", p.secrets),
+        format!("--dashboard-port={}", p.dashboard),
+    ]
 }
 
 pub struct DevRun {
