@@ -83,8 +83,9 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
 
     // The finalizer goes on before a keyring can exist, so no keyring is ever left to the
     // garbage collector's judgement.
-    let keyring_wanted = resources::plan(&valid, valid.profile).kms;
-    ensure_finalizer(env, ctx, &envs, keyring_wanted).await?;
+    let profile = valid.profile;
+    let plan = resources::plan(&valid, profile);
+    ensure_finalizer(env, ctx, &envs, plan.kms).await?;
 
     if let Some(expires) = valid.expires_at()
         && expires.0 <= Timestamp::now()
@@ -131,8 +132,6 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     valid.mirrored = mirrored.resolved.clone();
 
     // build (pure)
-    let profile = valid.profile;
-    let plan = resources::plan(&valid, profile);
     let mut objects = resources::build_all(&valid, profile, &ctx.build);
 
     // keys: the keyring Secret is created once, never applied over.
@@ -233,9 +232,18 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     }
     remove_orphans(ctx, env, &ns, &desired).await?;
 
+    // Why an unavailable component's pods are not up, when they say so.
+    let (ns_ref, name_ref, suspended) = (ns.as_str(), name.as_str(), valid.spec.suspend);
+    let diagnose = |needed: bool, available: bool, component: Component| async move {
+        if needed && !available && !suspended {
+            super::pods::diagnose(ctx, ns_ref, name_ref, component.as_str()).await
+        } else {
+            None
+        }
+    };
     let mut secrets_state = secrets.state;
-    if plan.secrets_api && secrets_state.0 && !secrets_api_available && !valid.spec.suspend {
-        secrets_state = match super::pods::diagnose(ctx, &ns, &name, Component::SecretsApi.as_str()).await {
+    if plan.secrets_api && secrets_state.0 && !secrets_api_available && !suspended {
+        secrets_state = match diagnose(true, false, Component::SecretsApi).await {
             Some(p) => (false, p.reason.into(), p.message),
             None => (
                 false,
@@ -275,15 +283,6 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         }
     }
 
-    // Why an unavailable component's pods are not up, when they say so.
-    let (ns_ref, name_ref, suspended) = (ns.as_str(), name.as_str(), valid.spec.suspend);
-    let diagnose = |needed: bool, available: bool, component: Component| async move {
-        if needed && !available && !suspended {
-            super::pods::diagnose(ctx, ns_ref, name_ref, component.as_str()).await
-        } else {
-            None
-        }
-    };
     let kms_problem = diagnose(plan.kms, kms_available, Component::Kms).await;
     let dynamodb_problem =
         diagnose(plan.dynamodb_pod, dynamodb_available, Component::DynamoDb).await;
