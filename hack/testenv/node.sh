@@ -278,7 +278,10 @@ YAML
 }
 
 # CoreDNS as a Deployment in kube-system behind the kube-dns Service at $DNS_IP. It listens on
-# 1053 as uid 65532 (no capability for port 53 needed); the Service maps 53 to it.
+# port 53 itself, as in kind and most clusters, because NetworkPolicies see the pod's port after
+# the Service's DNAT: a policy allowing DNS egress on 53 (like the CI dashboard's) must work
+# here as it does there. As uid 65532 it may bind 53 through the pod's own (namespaced, "safe")
+# sysctl net.ipv4.ip_unprivileged_port_start, with no capability.
 node_coredns() {
   kubectl apply -f - >/dev/null <<YAML
 apiVersion: v1
@@ -307,7 +310,7 @@ kind: ConfigMap
 metadata: {name: coredns, namespace: kube-system}
 data:
   Corefile: |
-    .:1053 {
+    .:53 {
         errors
         health :8080
         ready :8181
@@ -326,15 +329,20 @@ spec:
     spec:
       serviceAccountName: coredns
       dnsPolicy: Default
-      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        runAsGroup: 65532
+        seccompProfile: {type: RuntimeDefault}
+        sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: "53"}]
       containers:
       - name: coredns
         image: $COREDNS_IMAGE
         imagePullPolicy: Never
         args: [-conf, /etc/coredns/Corefile]
         ports:
-        - {name: dns, containerPort: 1053, protocol: UDP}
-        - {name: dns-tcp, containerPort: 1053, protocol: TCP}
+        - {name: dns, containerPort: 53, protocol: UDP}
+        - {name: dns-tcp, containerPort: 53, protocol: TCP}
         readinessProbe: {httpGet: {path: /ready, port: 8181}, periodSeconds: 2}
         livenessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 10}
         securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
@@ -349,8 +357,8 @@ spec:
   clusterIP: $DNS_IP
   selector: {k8s-app: kube-dns}
   ports:
-  - {name: dns, port: 53, targetPort: 1053, protocol: UDP}
-  - {name: dns-tcp, port: 53, targetPort: 1053, protocol: TCP}
+  - {name: dns, port: 53, targetPort: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, targetPort: 53, protocol: TCP}
 YAML
   kubectl -n kube-system rollout status deployment/coredns --timeout=120s >/dev/null \
     || die "CoreDNS did not become ready in 120s (kubectl -n kube-system describe pod -l k8s-app=kube-dns)"
