@@ -251,14 +251,14 @@ async fn requests_must_be_signed_with_the_configured_key() {
     let (kms, key_id) = start(&[]);
     let wrong_secret = client(&kms.endpoint, support::kms::ACCESS_KEY_ID, "not-the-secret");
     let r = wrong_secret.describe_key().key_id(&key_id).send().await;
-    assert_eq!(code(r), "AccessDeniedException");
+    assert_eq!(code(r), "InvalidSignatureException");
     let wrong_akid = client(
         &kms.endpoint,
         "someone-else",
         support::kms::SECRET_ACCESS_KEY,
     );
     let r = wrong_akid.list_keys().send().await;
-    assert_eq!(code(r), "AccessDeniedException");
+    assert_eq!(code(r), "UnrecognizedClientException");
 
     // The raw wire shape: HTTP 400 with a KMS error body.
     let resp = reqwest::Client::new()
@@ -271,7 +271,7 @@ async fn requests_must_be_signed_with_the_configured_key() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["__type"], "AccessDeniedException");
+    assert_eq!(body["__type"], "MissingAuthenticationTokenException");
     assert!(body["message"].as_str().unwrap().contains("not signed"));
     let health = reqwest::get(format!("{}/healthz", kms.endpoint))
         .await
@@ -423,4 +423,166 @@ async fn a_keyring_file_that_stays_gone_is_reported_while_the_key_keeps_serving(
         .await
         .unwrap();
     assert!(dk.ciphertext_blob().is_some());
+}
+
+#[tokio::test]
+async fn generate_random_returns_the_bytes_asked_for_within_awss_bounds() {
+    let (kms, _) = start(&[]);
+    let c = kms.client();
+    let a = c
+        .generate_random()
+        .number_of_bytes(32)
+        .send()
+        .await
+        .unwrap();
+    let b = c
+        .generate_random()
+        .number_of_bytes(32)
+        .send()
+        .await
+        .unwrap();
+    let (a, b) = (a.plaintext().unwrap(), b.plaintext().unwrap());
+    assert_eq!(a.as_ref().len(), 32);
+    assert_ne!(a.as_ref(), b.as_ref(), "two draws were equal");
+    assert_eq!(
+        c.generate_random()
+            .number_of_bytes(1024)
+            .send()
+            .await
+            .unwrap()
+            .plaintext()
+            .unwrap()
+            .as_ref()
+            .len(),
+        1024
+    );
+    for n in [0, 1025] {
+        let r = c.generate_random().number_of_bytes(n).send().await;
+        assert_eq!(code(r), "ValidationException", "{n}");
+    }
+}
+
+/// A request signed by hand (SigV4 with the test credentials) at `when`, covering `signed`.
+fn signed_request(
+    endpoint: &str,
+    when: jiff::Timestamp,
+    signed: &[&str],
+) -> reqwest::RequestBuilder {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let mac = |key: &[u8], data: &str| {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        m.update(data.as_bytes());
+        m.finalize().into_bytes().to_vec()
+    };
+    let host = endpoint.trim_start_matches("http://").to_string();
+    let amz_date = when.strftime("%Y%m%dT%H%M%SZ").to_string();
+    let day = &amz_date[..8];
+    let body = "{}";
+    let values = |h: &str| match h {
+        "content-type" => "application/x-amz-json-1.1".to_string(),
+        "host" => host.clone(),
+        "x-amz-date" => amz_date.clone(),
+        "x-amz-target" => "TrentService.ListKeys".to_string(),
+        other => panic!("{other}"),
+    };
+    let canonical_headers: String = signed
+        .iter()
+        .map(|h| format!("{h}:{}\n", values(h)))
+        .collect();
+    let canonical = format!(
+        "POST\n/\n\n{canonical_headers}\n{}\n{}",
+        signed.join(";"),
+        hex::encode(Sha256::digest(body))
+    );
+    let scope = format!("{day}/us-east-1/kms/aws4_request");
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical))
+    );
+    let key = ["us-east-1", "kms", "aws4_request"].iter().fold(
+        mac(
+            format!("AWS4{}", support::kms::SECRET_ACCESS_KEY).as_bytes(),
+            day,
+        ),
+        |k, part| mac(&k, part),
+    );
+    let signature = hex::encode(mac(&key, &to_sign));
+    reqwest::Client::new()
+        .post(endpoint)
+        .header("content-type", values("content-type"))
+        .header("x-amz-date", amz_date.clone())
+        .header("x-amz-target", values("x-amz-target"))
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
+                support::kms::ACCESS_KEY_ID,
+                signed.join(";")
+            ),
+        )
+        .body(body)
+}
+
+async fn error_of(r: reqwest::RequestBuilder) -> (u16, String, String) {
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.unwrap_or_default();
+    (
+        status,
+        v["__type"].as_str().unwrap_or("").to_string(),
+        v["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn signatures_expire_after_five_minutes_and_must_cover_the_operation() {
+    let (kms, _) = start(&[]);
+    let all = ["content-type", "host", "x-amz-date", "x-amz-target"];
+    let now = jiff::Timestamp::now();
+    // A correct hand-made signature is accepted: the checks below fail for their reason only.
+    let ok = signed_request(&kms.endpoint, now, &all)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // Six minutes old: AWS's window is five.
+    let old = now - jiff::SignedDuration::from_secs(6 * 60);
+    let (status, code, message) = error_of(signed_request(&kms.endpoint, old, &all)).await;
+    assert_eq!((status, code.as_str()), (400, "InvalidSignatureException"));
+    assert!(message.starts_with("Signature expired"), "{message}");
+    // The operation header not signed: it could be swapped on the way.
+    let unsigned_target = ["content-type", "host", "x-amz-date"];
+    let (status, code, message) =
+        error_of(signed_request(&kms.endpoint, now, &unsigned_target)).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "IncompleteSignatureException")
+    );
+    assert!(message.contains("x-amz-target"), "{message}");
+}
+
+#[tokio::test]
+async fn the_operation_label_takes_only_known_values_whatever_the_requests_say() {
+    let (kms, _) = start(&[]);
+    for i in 0..20 {
+        reqwest::Client::new()
+            .post(&kms.endpoint)
+            .header("x-amz-target", format!("TrentService.Made{i}Up"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = reqwest::get(format!("{}/metrics", kms.endpoint))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("MadeUp") && !metrics.contains("Made1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("operation=\"unsupported\""), "{metrics}");
 }

@@ -29,9 +29,6 @@ impl KmsError {
     pub fn disabled(m: impl Into<String>) -> KmsError {
         Self::new("DisabledException", m)
     }
-    pub fn access_denied(m: impl Into<String>) -> KmsError {
-        Self::new("AccessDeniedException", m)
-    }
 
     /// AWS KMS answers every client error with 400 and internal failures with 500.
     pub fn status(&self) -> StatusCode {

@@ -144,6 +144,28 @@ pub fn decrypt(store: &Store, r: DecryptReq) -> Result<Value, KmsError> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+pub struct GenerateRandomReq {
+    number_of_bytes: Option<i64>,
+}
+
+/// GenerateRandom: 1 to 1024 bytes from the operating system's CSPRNG (no key involved).
+pub fn generate_random(r: GenerateRandomReq) -> Result<Value, KmsError> {
+    let n = r
+        .number_of_bytes
+        .ok_or_else(|| KmsError::validation("numberOfBytes is required"))?;
+    let len = usize::try_from(n)
+        .ok()
+        .filter(|n| (1..=1024).contains(n))
+        .ok_or_else(|| {
+            KmsError::validation(format!("numberOfBytes must be between 1 and 1024, got {n}"))
+        })?;
+    let mut bytes = zeroize::Zeroizing::new(vec![0u8; len]);
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    Ok(json!({"Plaintext": B64.encode(&*bytes)}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct GenerateDataKeyReq {
     key_id: Option<String>,
     key_spec: Option<String>,

@@ -216,12 +216,41 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 fn auth_error(e: AuthError) -> KmsError {
-    KmsError::access_denied(match e {
+    let message = match e {
         AuthError::UnknownAccessKey => {
             "The security token included in the request is invalid.".to_owned()
         }
-        other => other.to_string(),
-    })
+        ref other => other.to_string(),
+    };
+    KmsError::new(e.code(), message)
+}
+
+/// Every operation `dispatch` knows: the only values the operation label (metrics, logs) takes,
+/// since X-Amz-Target arrives before any authentication.
+const OPERATIONS: &[&str] = &[
+    "Encrypt",
+    "Decrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateRandom",
+    "ReEncrypt",
+    "DescribeKey",
+    "ListKeys",
+    "ListAliases",
+    "GetKeyRotationStatus",
+    "ListKeyRotations",
+    "RotateKeyOnDemand",
+    "DisableKey",
+    "EnableKey",
+];
+
+/// The label for an operation name taken from the request: itself if known, else a constant.
+fn operation_label(op: &str) -> &'static str {
+    match OPERATIONS.iter().find(|o| **o == op) {
+        Some(o) => o,
+        None if op.is_empty() => "none",
+        None => "unsupported",
+    }
 }
 
 async fn api(
@@ -241,7 +270,8 @@ async fn api(
         .strip_prefix("TrentService.")
         .unwrap_or("")
         .to_owned();
-    let result = match sigv4::verify(
+    let label = operation_label(&op);
+    let verified = sigv4::verify(
         method.as_str(),
         uri.path(),
         uri.query(),
@@ -249,9 +279,14 @@ async fn api(
         &body,
         &app.creds,
         jiff::Timestamp::now(),
-    ) {
+    )
+    .and_then(|()| match sigv4::signs_header(&headers, "x-amz-target") {
+        true => Ok(()),
+        false => Err(AuthError::Malformed("x-amz-target must be a signed header")),
+    });
+    let result = match verified {
         Err(e) => {
-            tracing::warn!(operation = %op, reason = %e, "request rejected: signature");
+            tracing::warn!(operation = label, reason = %e, "request rejected: signature");
             Err(auth_error(e))
         }
         Ok(()) => dispatch(&app, &op, &body),
@@ -260,22 +295,17 @@ async fn api(
         Ok(_) => "ok".to_owned(),
         Err(e) => e.code.to_owned(),
     };
-    let op_label = if op.is_empty() {
-        "unknown".to_owned()
-    } else {
-        op.clone()
-    };
     app.metrics
         .requests
         .get_or_create(&Labels {
-            operation: op_label,
+            operation: label.to_owned(),
             outcome: outcome.clone(),
         })
         .inc();
     app.metrics.duration.observe(start.elapsed().as_secs_f64());
     match result {
         Ok(v) => {
-            tracing::debug!(operation = %op, "ok");
+            tracing::debug!(operation = label, "ok");
             (
                 StatusCode::OK,
                 [("content-type", "application/x-amz-json-1.1")],
@@ -284,7 +314,7 @@ async fn api(
                 .into_response()
         }
         Err(e) => {
-            tracing::info!(operation = %op, code = e.code, message = %e.message, "request failed");
+            tracing::info!(operation = label, code = e.code, message = %e.message, "request failed");
             e.into_response()
         }
     }
@@ -311,6 +341,7 @@ fn dispatch(app: &App, op: &str, body: &[u8]) -> Result<Value, KmsError> {
         "Decrypt" => ops::decrypt(&read(), parse(body)?),
         "GenerateDataKey" => ops::generate_data_key(&read(), parse(body)?, true),
         "GenerateDataKeyWithoutPlaintext" => ops::generate_data_key(&read(), parse(body)?, false),
+        "GenerateRandom" => ops::generate_random(parse(body)?),
         "ReEncrypt" => ops::re_encrypt(&read(), parse(body)?),
         "DescribeKey" => ops::describe_key(&read(), parse(body)?),
         "ListKeys" => ops::list_keys(&read(), parse(body)?),

@@ -11,7 +11,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Longest accepted difference between the request's X-Amz-Date and the server clock (AWS
 /// allows the same 15 minutes).
-pub const MAX_SKEW_SECONDS: i64 = 15 * 60;
+pub const MAX_SKEW_SECONDS: i64 = 5 * 60;
 
 /// The one access key pair `parity kms` accepts.
 #[derive(Clone)]
@@ -38,6 +38,31 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Whether the request's Authorization header lists `name` among its signed headers (the
+/// operation in X-Amz-Target must be covered by the signature, or it could be swapped).
+pub fn signs_header(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_authorization(v).ok())
+        .is_some_and(|a| a.signed_headers.contains(&name))
+}
+
+impl AuthError {
+    /// The error code AWS KMS answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "MissingAuthenticationTokenException",
+            AuthError::Malformed(_) => "IncompleteSignatureException",
+            AuthError::UnknownAccessKey => "UnrecognizedClientException",
+            AuthError::WrongService
+            | AuthError::BadDate
+            | AuthError::Expired
+            | AuthError::SignatureMismatch => "InvalidSignatureException",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("request is not signed (no Authorization header)")]
@@ -48,8 +73,10 @@ pub enum AuthError {
     UnknownAccessKey,
     #[error("credential scope is not for the kms service")]
     WrongService,
-    #[error("request time is missing, malformed or more than 15 minutes from the server clock")]
+    #[error("request time is missing, malformed or does not match the credential scope's date")]
     BadDate,
+    #[error("Signature expired: the request time is more than 5 minutes from the server clock")]
+    Expired,
     #[error("the request signature does not match (wrong secret access key or altered request)")]
     SignatureMismatch,
 }
@@ -187,10 +214,11 @@ pub fn verify(
         .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
         .ok_or(AuthError::BadDate)?
         .timestamp();
-    if (now.as_second() - when.as_second()).abs() > MAX_SKEW_SECONDS
-        || !amz_date.starts_with(auth.date)
-    {
+    if !amz_date.starts_with(auth.date) || auth.date.len() != 8 {
         return Err(AuthError::BadDate);
+    }
+    if (now.as_second() - when.as_second()).abs() > MAX_SKEW_SECONDS {
+        return Err(AuthError::Expired);
     }
 
     let payload_hash = hex::encode(Sha256::digest(body));
@@ -352,11 +380,16 @@ mod tests {
             verify("POST", "/", None, &h, b"{}", &other, now),
             Err(AuthError::UnknownAccessKey)
         );
-        let later = now + jiff::SignedDuration::from_mins(16);
-        assert_eq!(
-            verify("POST", "/", None, &h, b"{}", &creds, later),
-            Err(AuthError::BadDate)
-        );
+        // AWS's five-minute window, both ways.
+        for off in [-6, 6] {
+            let t = now + jiff::SignedDuration::from_mins(off);
+            assert_eq!(
+                verify("POST", "/", None, &h, b"{}", &creds, t),
+                Err(AuthError::Expired)
+            );
+        }
+        let within = now + jiff::SignedDuration::from_mins(4);
+        assert_eq!(verify("POST", "/", None, &h, b"{}", &creds, within), Ok(()));
         h.remove("authorization");
         assert_eq!(
             verify("POST", "/", None, &h, b"{}", &creds, now),
