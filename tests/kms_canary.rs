@@ -104,12 +104,7 @@ async fn no_key_bytes_or_plaintext_in_logs_or_metrics() {
     let rotated = Keyring::from_json(&std::fs::read(&kms.keyring_path).unwrap()).unwrap();
     secrets.push(rotated.kek(3).unwrap().expose().to_vec());
 
-    let metrics = reqwest::get(format!("{}/metrics", kms.endpoint))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = kms.metrics().await;
     assert!(
         metrics.contains("parity_kms_requests_total{operation=\"Encrypt\",outcome=\"ok\"}"),
         "{metrics}"

@@ -574,12 +574,7 @@ async fn the_operation_label_takes_only_known_values_whatever_the_requests_say()
             .await
             .unwrap();
     }
-    let metrics = reqwest::get(format!("{}/metrics", kms.endpoint))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = kms.metrics().await;
     assert!(
         !metrics.contains("MadeUp") && !metrics.contains("Made1"),
         "{metrics}"

@@ -55,6 +55,16 @@ impl ParityKms {
         self.output.lock().unwrap().clone()
     }
 
+    /// The server's /metrics text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.endpoint))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     pub fn client(&self) -> aws_sdk_kms::Client {
         client(&self.endpoint, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
     }
