@@ -445,7 +445,7 @@ async fn a_ci_environment_expires_after_its_ttl() {
         .create(
             &PostParams::default(),
             &serde_json::from_value(json!({
-                "metadata": {"name": "seed"}, "stringData": {"seed": "a-ci-seed-of-enough-length"}
+                "metadata": {"name": "seed", "labels": {"parity.dev/seed": "true"}}, "stringData": {"seed": "a-ci-seed-of-enough-length"}
             }))
             .expect("secret"),
         )
@@ -489,7 +489,7 @@ async fn seeded_keys_are_identical_in_two_namespaces() {
             .create(
                 &PostParams::default(),
                 &serde_json::from_value(json!({
-                    "metadata": {"name": "seed"}, "stringData": {"seed": "the-same-ci-seed-in-both"}
+                    "metadata": {"name": "seed", "labels": {"parity.dev/seed": "true"}}, "stringData": {"seed": "the-same-ci-seed-in-both"}
                 }))
                 .expect("secret"),
             )
@@ -614,7 +614,7 @@ async fn an_invalid_spec_becomes_a_condition_and_a_warning_event() {
 }
 
 #[tokio::test]
-async fn a_missing_seed_secret_is_reported_and_recovered_from() {
+async fn a_seed_secret_is_used_only_once_its_owner_opts_in() {
     let (ns, _op, envs) = setup("op-seedless").await;
     let spec = json!({"tier": "CI", "parityLevel": 0,
         "keys": {"local": {"source": "Seeded", "seedSecretRef": {"name": "seed", "key": "seed"}}}});
@@ -626,24 +626,57 @@ async fn a_missing_seed_secret_is_reported_and_recovered_from() {
         condition(&e, "KeysReady").map(|c| c.1),
         Some("KeyringUnavailable".into())
     );
+    let missing = ready_message(&e);
     assert!(
-        ready_message(&e).contains("spec.keys.local.seedSecretRef"),
-        "{}",
-        ready_message(&e)
+        missing.contains("spec.keys.local.seedSecretRef") && missing.contains("parity.dev/seed"),
+        "{missing}"
     );
     wait_warning(&ns, "KeyringUnavailable").await;
 
-    ns.api::<Secret>()
+    // A Secret whose owner did not opt in is not read, and status does not tell it apart
+    // from a missing one (no existence hint for whoever may only create environments).
+    let secrets = ns.api::<Secret>();
+    let canary = "seed-canary-value-0123456789";
+    secrets
         .create(
             &PostParams::default(),
             &serde_json::from_value(json!({
-                "metadata": {"name": "seed"}, "stringData": {"seed": "a-ci-seed-of-enough-length"}
+                "metadata": {"name": "seed"}, "stringData": {"seed": canary}
             }))
             .expect("secret"),
         )
         .await
         .expect("seed secret");
+    // A spec edit makes the operator look again; the condition then carries its generation.
+    envs.patch(
+        "ci",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"keys": {"rotation": {"retainVersions": 4}}}})),
+    )
+    .await
+    .expect("edit");
+    let e = wait_condition(&envs, "ci", "KeysReady", "False").await;
+    assert_eq!(ready_message(&e), missing);
+    assert!(
+        ns.api::<Secret>()
+            .get_opt("ci-keyring")
+            .await
+            .expect("get")
+            .is_none(),
+        "no keyring from an unlabelled seed"
+    );
+
+    secrets
+        .patch(
+            "seed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"parity.dev/seed": "true"}}})),
+        )
+        .await
+        .expect("label");
     wait_condition(&envs, "ci", "Ready", "True").await;
+    let all = serde_json::to_string(&envs.get("ci").await.expect("get")).expect("json");
+    assert!(!all.contains(canary));
 }
 
 #[tokio::test]

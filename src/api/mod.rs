@@ -10,7 +10,8 @@ pub use crd::{CrdArgs, crd_yaml, run};
 pub use spec::*;
 pub use status::*;
 pub use validate::{
-    FieldError, ValidatedSpec, check_mirror_source, describe, parse_duration, validate,
+    ANNOTATION_MIRROR_ALLOWED_NAMESPACES, FieldError, ValidatedSpec, check_mirror_source, describe,
+    parse_duration, validate,
 };
 
 #[cfg(test)]

@@ -138,6 +138,53 @@ fn mirror_source_must_be_staging() {
     assert!(check_mirror_source(&v, Some(&stg)).is_ok());
 }
 
+#[test]
+fn a_source_in_another_namespace_must_opt_in_and_absence_is_not_told_apart() {
+    let v = validate(&env(
+        "  tier: CI\n  mirror: {from: {name: stg, namespace: other}}\n",
+    ))
+    .unwrap();
+    let staging = |annotation: Option<&str>| {
+        let mut s =
+            env("  tier: Staging\n  parityLevel: 0\n  keys: {provider: Kms, kms: {keyId: k}}\n");
+        s.metadata.namespace = Some("other".into());
+        if let Some(a) = annotation {
+            s.metadata.annotations = Some(
+                [(
+                    ANNOTATION_MIRROR_ALLOWED_NAMESPACES.to_string(),
+                    a.to_string(),
+                )]
+                .into(),
+            );
+        }
+        s
+    };
+    let missing = check_mirror_source(&v, None).unwrap_err();
+    assert_eq!(missing.field, "spec.mirror.from");
+    assert!(
+        missing
+            .reason
+            .contains(ANNOTATION_MIRROR_ALLOWED_NAMESPACES),
+        "{missing:?}"
+    );
+    for refused in [None, Some("ci-1, dev"), Some("")] {
+        assert_eq!(
+            check_mirror_source(&v, Some(&staging(refused))).unwrap_err(),
+            missing
+        );
+    }
+    // A Local source that did not opt in reads the same: its tier is not told either.
+    let mut local = env("  tier: Local\n");
+    local.metadata.namespace = Some("other".into());
+    assert_eq!(check_mirror_source(&v, Some(&local)).unwrap_err(), missing);
+    for allowed in ["ns", "dev, ns", "*"] {
+        assert!(
+            check_mirror_source(&v, Some(&staging(Some(allowed)))).is_ok(),
+            "{allowed}"
+        );
+    }
+}
+
 /// Walks the CRD's spec schema: every string, list and map must be bounded or the API
 /// server's CEL cost estimate explodes.
 fn assert_bounded(path: &str, s: &Value) {

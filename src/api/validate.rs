@@ -324,7 +324,10 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
 }
 
 /// Checks the environment named by spec.mirror.from, once the caller has fetched it
-/// (`None`: it does not exist).
+/// (`None`: it does not exist). Across namespaces the source must list the mirror's namespace
+/// in its `parity.dev/mirror-allowed-namespaces` annotation: the operator can read every
+/// namespace, whoever creates a mirror may not. A missing source reads exactly like one that
+/// did not opt in, so the condition says nothing about what exists in other namespaces.
 pub fn check_mirror_source(
     env: &ValidatedSpec,
     source: Option<&ParityEnvironment>,
@@ -333,24 +336,48 @@ pub fn check_mirror_source(
         return Ok(());
     };
     let ns = mirror.from.namespace.as_deref().unwrap_or(&env.namespace);
+    let name = &mirror.from.name;
+    if ns != env.namespace && !source.is_some_and(|s| allows_mirrors_from(s, &env.namespace)) {
+        return Err(FieldError::new(
+            "spec.mirror.from",
+            format!(
+                "ParityEnvironment {ns}/{name} is not available to namespace {}: it must exist and list \
+                 {} in its annotation {ANNOTATION_MIRROR_ALLOWED_NAMESPACES}",
+                env.namespace, env.namespace
+            ),
+        ));
+    }
     match source {
         None => Err(FieldError::new(
             "spec.mirror.from",
-            format!(
-                "ParityEnvironment {ns}/{} not found: create it or fix the reference",
-                mirror.from.name
-            ),
+            format!("ParityEnvironment {ns}/{name} not found: create it or fix the reference"),
         )),
         Some(src) if !profile(src.spec.tier).mirror_source => Err(FieldError::new(
             "spec.mirror.from",
             format!(
-                "{ns}/{} has tier {}; only an environment that others may mirror (Staging) can be a source",
-                mirror.from.name,
+                "{ns}/{name} has tier {}; only an environment that others may mirror (Staging) can be a source",
                 src.spec.tier.as_str()
             ),
         )),
         Some(_) => Ok(()),
     }
+}
+
+/// Annotation on a mirror source: the namespaces (comma-separated, or `*`) whose environments
+/// may mirror it. Its own namespace always may.
+pub const ANNOTATION_MIRROR_ALLOWED_NAMESPACES: &str = "parity.dev/mirror-allowed-namespaces";
+
+fn allows_mirrors_from(source: &ParityEnvironment, namespace: &str) -> bool {
+    source
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_MIRROR_ALLOWED_NAMESPACES))
+        .is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|n| n == "*" || n == namespace)
+        })
 }
 
 /// Parses `90s`, `15m`, `12h`, `1h30m`, `7d`, `500ms`.

@@ -13,6 +13,7 @@ pub mod ownership;
 pub mod pods;
 mod reconcile;
 mod secrets;
+pub mod seed_secret;
 pub mod stores;
 pub mod trace;
 

@@ -819,24 +819,8 @@ async fn new_keyring(
                 .ok_or_else(|| {
                     Error::keyring("spec.keys.local.seedSecretRef is required for source Seeded")
                 })?;
-            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
-            let secret = secrets.get_opt(&seed_ref.name).await?.ok_or_else(|| {
-                Error::keyring(format!(
-                    "spec.keys.local.seedSecretRef: Secret {} not found in namespace {}",
-                    seed_ref.name, valid.namespace
-                ))
-            })?;
-            let seed = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(&seed_ref.key))
-                .ok_or_else(|| {
-                    Error::keyring(format!(
-                        "spec.keys.local.seedSecretRef: Secret {} has no key {}",
-                        seed_ref.name, seed_ref.key
-                    ))
-                })?;
-            Keyring::seeded(&seed.0, now)
+            let seed = super::seed_secret::read(ctx, &valid.namespace, seed_ref).await?;
+            Keyring::seeded(&seed, now)
                 .map_err(|e| Error::keyring(format!("spec.keys.local.seedSecretRef: {e}")))
         }
     }

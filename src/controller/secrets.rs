@@ -213,7 +213,7 @@ async fn sync(
             };
             let provider = LocalSecretsProvider {
                 schema: &schema,
-                mode: GenerationMode::from_seed(seed.as_deref()),
+                mode: GenerationMode::from_seed(seed.as_ref().map(|s| s.as_slice())),
                 prune: false,
             };
             let mut urls = BTreeMap::new();
@@ -343,13 +343,11 @@ async fn sync(
     }
 }
 
-async fn seed(ctx: &Context, valid: &ValidatedSpec) -> Result<Option<Vec<u8>>, Error> {
-    let Some(r) = valid.spec.keys.local.seed_secret_ref.as_ref() else {
-        return Ok(None);
-    };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
-    Ok(secrets
-        .get_opt(&r.name)
-        .await?
-        .and_then(|s| s.data?.get(&r.key).map(|b| b.0.clone())))
+async fn seed(ctx: &Context, valid: &ValidatedSpec) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+    match valid.spec.keys.local.seed_secret_ref.as_ref() {
+        Some(r) => Ok(Some(
+            super::seed_secret::read(ctx, &valid.namespace, r).await?,
+        )),
+        None => Ok(None),
+    }
 }
