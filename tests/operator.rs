@@ -679,6 +679,47 @@ async fn a_seed_secret_is_used_only_once_its_owner_opts_in() {
     assert!(!all.contains(canary));
 }
 
+async fn wait_tracked(op: &Operator, want: f64) {
+    let what = format!("parity_operator_tracked_environments {want}");
+    until(&what, WAIT, || async {
+        match op.metric("parity_operator_tracked_environments").await {
+            Some(v) if v == want => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn deleted_environments_leave_nothing_behind_in_the_operators_memory() {
+    let (_ns, op, envs) = setup("op-forget").await;
+    for i in 0..3 {
+        envs.create(
+            &PostParams::default(),
+            &env(&format!("env{i}"), local_spec()),
+        )
+        .await
+        .expect("create");
+    }
+    for i in 0..3 {
+        wait_condition(&envs, &format!("env{i}"), "Ready", "True").await;
+    }
+    wait_tracked(&op, 3.0).await;
+    for i in 0..3 {
+        envs.delete(&format!("env{i}"), &DeleteParams::default())
+            .await
+            .expect("delete");
+    }
+    until("the environments to be gone", WAIT, || async {
+        match names(&envs).await.len() {
+            0 => Ok(()),
+            n => Err(n),
+        }
+    })
+    .await;
+    wait_tracked(&op, 0.0).await;
+}
+
 #[tokio::test]
 async fn a_killed_operator_restarts_and_converges_without_duplicates() {
     let (ns, mut op, envs) = setup("op-crash").await;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -25,6 +26,8 @@ pub struct Metrics {
     pub reconciles: Family<OutcomeLabels, Counter>,
     pub duration: Histogram,
     pub writes: Family<WriteLabels, Counter>,
+    /// Environments the operator keeps per-environment state for (see controller::memory).
+    pub tracked_environments: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -50,10 +53,17 @@ impl Default for Metrics {
             "Writes to the API server by kind (apply, status, event, delete)",
             writes.clone(),
         );
+        let tracked_environments = Gauge::default();
+        registry.register(
+            "tracked_environments",
+            "Environments the operator keeps state for between reconciles",
+            tracked_environments.clone(),
+        );
         Metrics {
             reconciles,
             duration,
             writes,
+            tracked_environments,
             registry: Arc::new(registry),
         }
     }

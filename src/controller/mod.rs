@@ -7,6 +7,7 @@ pub mod connection;
 pub mod http;
 pub mod leader;
 pub mod live;
+pub mod memory;
 pub mod metrics;
 pub mod mirror;
 pub mod ownership;
@@ -17,12 +18,11 @@ pub mod seed_secret;
 pub mod stores;
 pub mod trace;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -76,11 +76,6 @@ pub fn labelled_environment<K: kube::Resource>(o: &K) -> Option<ObjectRef<Parity
     Some(r)
 }
 
-/// (kind, namespace, name) of an applied object.
-pub type AppliedKey = (&'static str, String, String);
-/// (hash of the desired object, resourceVersion our last apply got back).
-pub type AppliedVersion = (u64, String);
-
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -88,7 +83,7 @@ pub struct Context {
     pub metrics: metrics::Metrics,
     pub recorder: Recorder,
     pub stores: stores::Stores,
-    pub applied: Mutex<HashMap<AppliedKey, AppliedVersion>>,
+    pub memory: memory::Memory,
     /// `--live-drift`: compare tables with the live ones.
     pub live: Option<live::LiveCheck>,
 }
@@ -175,9 +170,11 @@ pub struct OperatorArgs {
     pub aws: crate::dynamo::connect::AwsArgs,
 }
 
-fn error_policy(_env: Arc<ParityEnvironment>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(error = %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+fn error_policy(env: Arc<ParityEnvironment>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.memory.failed(&ObjectRef::from_obj(env.as_ref()));
+    let delay = memory::BACKOFF.delay(failures);
+    tracing::warn!(error = %error, failures, retry_in = ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
 }
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
@@ -213,13 +210,15 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    // The environments' own cache, without managed fields (a few KiB each, never read).
+    let (env_reader, env_writer) = kube::runtime::reflector::store();
     let mut build = BuildContext::new(args.image.clone());
     build.image_pull_policy = args.image_pull_policy.clone();
     build.node_ports = args.node_ports;
     let ctx = Arc::new(Context {
         client: client.clone(),
         build,
-        metrics,
+        metrics: metrics.clone(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -228,19 +227,24 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             },
         ),
         stores: stores.clone(),
-        applied: Mutex::new(HashMap::new()),
+        memory: memory::Memory::new(env_reader.clone(), metrics.tracked_environments.clone()),
         live: args.live_drift.then(|| live::LiveCheck {
             aws: args.aws.clone(),
             interval: Duration::from_secs(args.live_drift_interval),
         }),
     });
 
-    // The environments' own cache, without managed fields (a few KiB each, never read).
-    let (env_reader, env_writer) = kube::runtime::reflector::store();
+    let forget = ctx.clone();
     let env_events = watcher(envs, watcher::Config::default())
         .modify(|e| e.managed_fields_mut().clear())
         .default_backoff()
         .reflect(env_writer)
+        // A deletion, or a relist that no longer has an environment: forget what we kept.
+        .inspect_ok(move |ev| {
+            if matches!(ev, watcher::Event::Delete(_) | watcher::Event::InitDone) {
+                forget.memory.prune();
+            }
+        })
         .applied_objects();
     let controller = Controller::for_stream(env_events, env_reader);
     let env_store = controller.store();

@@ -18,6 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::conditions::{self, JobState, Observed};
+use super::memory::AppliedVersion;
 use super::ownership::{self, Claim};
 use super::{Context, Error, FIELD_MANAGER, KEYRING_FINALIZER, LEGACY_RETAIN_FINALIZER};
 use crate::api::{
@@ -55,7 +56,10 @@ pub async fn reconcile(env: Arc<ParityEnvironment>, ctx: Arc<Context>) -> Result
         other => other,
     };
     let outcome = match &result {
-        Ok(_) => "ok",
+        Ok(_) => {
+            ctx.memory.succeeded(&ObjectRef::from_obj(env.as_ref()));
+            "ok"
+        }
         Err(_) => "error",
     };
     ctx.metrics.record(outcome, started);
@@ -219,7 +223,7 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
             // Not yet. It stays in `desired`, so an existing one is not removed as an orphan.
             continue;
         }
-        if let Err(e) = apply(ctx, &ns, o).await {
+        if let Err(e) = apply(ctx, env, o).await {
             // Say in status why the environment cannot converge (a quota, an admission
             // webhook, a full Service IP range), then let the error policy retry.
             if let Error::Kube(kube::Error::Api(s)) = &e {
@@ -537,21 +541,24 @@ fn hash_of(value: &serde_json::Value) -> u64 {
 
 /// Server-side apply under the one field manager, skipped when the cached object is the
 /// version our last apply of the same desired state produced: a no-op resync writes nothing.
-async fn apply(ctx: &Context, ns: &str, o: &Object) -> Result<(), Error> {
+async fn apply(ctx: &Context, env: &ParityEnvironment, o: &Object) -> Result<(), Error> {
+    let ns = env.namespace().unwrap_or_default();
+    let env_ref = ObjectRef::from_obj(env);
     let value = o.to_value();
-    let hash = hash_of(&value);
-    let key = (o.kind(), ns.to_string(), o.name().to_string());
-    let live_rv = ctx.stores.get(o, ns).and_then(|c| c.resource_version);
+    let desired = hash_of(&value);
+    let key = (o.kind(), o.name().to_string());
+    let live_rv = ctx.stores.get(o, &ns).and_then(|c| c.resource_version);
     let unchanged = |rv: &String| {
-        ctx.applied
-            .lock()
-            .map(|m| m.get(&key) == Some(&(hash, rv.clone())))
-            .unwrap_or(false)
+        ctx.memory.applied(&env_ref, &key)
+            == Some(AppliedVersion {
+                desired,
+                resource_version: rv.clone(),
+            })
     };
     if live_rv.as_ref().is_some_and(unchanged) {
         return Ok(());
     }
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &o.api_resource());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &o.api_resource());
     let result = api
         .patch(
             o.name(),
@@ -572,10 +579,17 @@ async fn apply(ctx: &Context, ns: &str, o: &Object) -> Result<(), Error> {
     };
     ctx.metrics.wrote("apply");
     if live_rv.as_deref() != applied.metadata.resource_version.as_deref() {
-        tracing::info!(kind = o.kind(), name = o.name(), namespace = ns, "applied");
+        tracing::info!(kind = o.kind(), name = o.name(), namespace = %ns, "applied");
     }
-    if let (Some(rv), Ok(mut m)) = (applied.metadata.resource_version, ctx.applied.lock()) {
-        m.insert(key, (hash, rv));
+    if let Some(resource_version) = applied.metadata.resource_version {
+        ctx.memory.record_applied(
+            &env_ref,
+            key,
+            AppliedVersion {
+                desired,
+                resource_version,
+            },
+        );
     }
     Ok(())
 }

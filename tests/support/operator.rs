@@ -100,6 +100,13 @@ impl Operator {
             .sum::<f64>() as u64
     }
 
+    /// The value of one unlabelled gauge or counter on /metrics (`None`: not exported).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics").await.ok()?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
