@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
@@ -521,10 +521,21 @@ async fn seeded_keys_are_identical_in_two_namespaces() {
 #[tokio::test]
 async fn suspend_scales_to_zero_and_keeps_keys_then_resumes() {
     let (ns, _op, envs) = setup("op-suspend").await;
-    envs.create(&PostParams::default(), &env("dev", local_spec()))
+    // DynamoDB Local on a volume: its claim holds the tables' data.
+    let mut spec = local_spec();
+    spec["dynamodb"]["engine"] = json!("DynamoDBLocal");
+    spec["dynamodb"]["persistence"] = json!({"mode": "Volume"});
+    envs.create(&PostParams::default(), &env("dev", spec))
         .await
         .expect("create");
     wait_condition(&envs, "dev", "Ready", "True").await;
+    let pvcs = ns.api::<PersistentVolumeClaim>();
+    let claim_uid = |pvc: PersistentVolumeClaim| pvc.metadata.uid;
+    let claim = claim_uid(
+        pvcs.get("dev-dynamodb-data")
+            .await
+            .expect("the volume claim"),
+    );
     let keyring = ns
         .api::<Secret>()
         .get("dev-keyring")
@@ -566,6 +577,14 @@ async fn suspend_scales_to_zero_and_keeps_keys_then_resumes() {
             .data,
         keyring
     );
+    assert_eq!(
+        claim_uid(
+            pvcs.get("dev-dynamodb-data")
+                .await
+                .expect("the claim stays while suspended")
+        ),
+        claim
+    );
 
     envs.patch(
         "dev",
@@ -575,6 +594,14 @@ async fn suspend_scales_to_zero_and_keeps_keys_then_resumes() {
     .await
     .expect("resume");
     wait_condition(&envs, "dev", "Ready", "True").await;
+    assert_eq!(
+        claim_uid(
+            pvcs.get("dev-dynamodb-data")
+                .await
+                .expect("the same claim after resume")
+        ),
+        claim
+    );
 }
 
 #[tokio::test]
@@ -731,8 +758,25 @@ async fn a_killed_operator_restarts_and_converges_without_duplicates() {
         .await
         .expect("create");
     }
-    // Kill it while it is still reconciling.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Kill it while it is still reconciling: some keyrings made, not every environment Ready.
+    let secrets = ns.api::<Secret>();
+    let made: Vec<Secret> = until("a first keyring", WAIT, || async {
+        let list = secrets
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let keyrings: Vec<Secret> = list
+            .items
+            .into_iter()
+            .filter(|s| s.name_any().ends_with("-keyring"))
+            .collect();
+        if keyrings.is_empty() {
+            Err("none yet".to_string())
+        } else {
+            Ok(keyrings)
+        }
+    })
+    .await;
     op.kill();
     let op2 = Operator::start(&ns.name, "op-crash-b", None);
     for i in 0..4 {
@@ -754,6 +798,17 @@ async fn a_killed_operator_restarts_and_converges_without_duplicates() {
         .filter(|n| n.ends_with("-keyring"))
         .collect();
     assert_eq!(keyrings.len(), 4);
+    // A keyring made before the crash is the one in use after it: never made again.
+    for before in made {
+        let after = secrets.get(&before.name_any()).await.expect("keyring");
+        assert_eq!(
+            after.metadata.uid,
+            before.metadata.uid,
+            "{}",
+            before.name_any()
+        );
+        assert_eq!(after.data, before.data, "{}", before.name_any());
+    }
     assert!(op2.logs().contains("became leader"));
 }
 
