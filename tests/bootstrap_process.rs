@@ -22,6 +22,8 @@ async fn bootstrap_waits_for_an_endpoint_that_comes_up_late_then_creates_the_tab
     let port = support::moto::free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let topology = repo("examples/topology.yaml");
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("stderr");
     let child = parity_cmd(&[
         "bootstrap",
         "--endpoint",
@@ -33,12 +35,31 @@ async fn bootstrap_waits_for_an_endpoint_that_comes_up_late_then_creates_the_tab
         "--max-backoff",
         "400ms",
     ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::fs::File::create(&log).unwrap())
     .spawn()
     .unwrap();
-    // Nothing listens yet: the process must keep retrying until moto is up.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Nothing listens yet: the process keeps retrying, up to the capped delay, until moto is up.
+    support::wait::until(
+        "retries up to --max-backoff",
+        Duration::from_secs(60),
+        || async {
+            let err = std::fs::read_to_string(&log).unwrap_or_default();
+            if err.contains("next retry in 400ms") {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        },
+    )
+    .await;
     let moto = MotoAt::start(port);
-    let run: dynamo_env::Run = child.wait_with_output().unwrap().into();
+    let out = child.wait_with_output().unwrap();
+    let run = dynamo_env::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: std::fs::read_to_string(&log).unwrap(),
+    };
     assert_eq!(run.code, 0, "{run:?}");
 
     // One clear line per failed attempt: number, next delay, the error.

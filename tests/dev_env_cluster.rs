@@ -47,7 +47,7 @@ fn parity_env(ns: &str, extra: &[&str]) -> String {
 async fn the_connection_secret_and_parity_env_carry_the_same_set() {
     let ns = TestNamespace::new("devenv").await;
     support::crd::install_crd(&ns.client).await;
-    let _op = Operator::start(&ns.name, "devenv-a", None);
+    let op = Operator::start(&ns.name, "devenv-a", None);
     let schema = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/secrets.schema.json"
@@ -139,8 +139,9 @@ async fn the_connection_secret_and_parity_env_carry_the_same_set() {
     assert_eq!(host["KMS_ENDPOINT"], "http://localhost:8880");
     assert_eq!(host["AWS_SECRET_ACCESS_KEY"], d["AWS_SECRET_ACCESS_KEY"]);
 
-    // Written only when the data changes: a reconcile (a spec touch) leaves it alone.
+    // Written only when the data changes: a reconcile (forced by a touch) leaves it alone.
     let rv = conn.resource_version();
+    let reconciles = op.ok_reconciles().await;
     envs.patch(
         "dev",
         &PatchParams::default(),
@@ -148,7 +149,17 @@ async fn the_connection_secret_and_parity_env_carry_the_same_set() {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    until(
+        "the operator to reconcile the touch",
+        Duration::from_secs(60),
+        || async {
+            match op.ok_reconciles().await {
+                n if n > reconciles => Ok(()),
+                n => Err(n),
+            }
+        },
+    )
+    .await;
     assert_eq!(
         secrets
             .get("dev-connection")

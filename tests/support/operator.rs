@@ -107,6 +107,18 @@ impl Operator {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 
+    /// `parity_operator_reconciles_total{outcome="ok"}`: reconciles that finished.
+    pub async fn ok_reconciles(&self) -> u64 {
+        let (_, body) = self.get("/metrics").await.expect("metrics");
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix("parity_operator_reconciles_total{outcome=\"ok\"} ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0) as u64
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
