@@ -10,6 +10,7 @@ use std::process::Command;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::api::{ObjectMeta, PostParams};
 use parity_operator::api::ParityEnvironment;
 use serde_json::{Value, json};
@@ -262,4 +263,131 @@ async fn e2e_failing_pods_and_fixtures_explain_themselves() {
         "{job:?}"
     );
     assert!(parity_status(&ns, "badseed").contains("orders.jsonl:3"));
+}
+
+/// Host pids of container `name` of `pod`: containers are processes of this host, found by
+/// the container's id in their cgroup path.
+fn host_pids(pod: &k8s_openapi::api::core::v1::Pod, name: &str) -> Vec<i32> {
+    let id = pod
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .find(|c| c.name == name)
+        .and_then(|c| c.container_id.clone())
+        .unwrap_or_else(|| panic!("no id for container {name}"));
+    let id = id.rsplit("://").next().unwrap_or(&id).to_string();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let cgroup = std::fs::read_to_string(e.path().join("cgroup")).ok()?;
+            cgroup.contains(&id).then_some(pid)
+        })
+        .collect()
+}
+
+fn signal(pids: &[i32], sig: &str) {
+    for pid in pids {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+}
+
+/// The restart count of every container of the environment's `component` pods.
+async fn restarts(ns: &TestNamespace, component: &str) -> Vec<i32> {
+    pods(ns, "dev")
+        .await
+        .iter()
+        .filter(|p| p.labels().get("parity.dev/component").map(String::as_str) == Some(component))
+        .flat_map(|p| {
+            p.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
+        .map(|c| c.restart_count)
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the real node: make e2e"]
+async fn e2e_a_stopped_emulator_or_key_service_is_named_and_nothing_is_lost_on_resume() {
+    require_real_node();
+    let ns = TestNamespace::new("e2e-stop").await;
+    support::crd::install_crd(&ns.client).await;
+    let _op = operator(&ns, "e2e-stop-op", &[]);
+    let tables =
+        json!({"tables": [{"name": "orders", "partitionKey": {"name": "id", "type": "S"}}]});
+    create_env(
+        &ns,
+        "dev",
+        json!({"tier": "CI", "parityLevel": 1, "topology": tables, "dynamodb": {"engine": "Moto"},
+               "keys": {"deletionPolicy": "Delete"}}),
+    )
+    .await;
+    wait_reason(&ns, "dev", "Ready", "Ready").await;
+    let ddb = parity_operator::dynamo::connect::client(
+        &service_url(&ns, "dev-dynamodb").await,
+        &Default::default(),
+        3,
+    );
+    let put = ddb.put_item().table_name("orders").item(
+        "id",
+        aws_sdk_dynamodb::types::AttributeValue::S("written-before".into()),
+    );
+    put.send().await.expect("put");
+
+    for (component, condition) in [("dynamodb", "DynamoDBReady"), ("kms", "KeysReady")] {
+        let pod = pods(&ns, "dev")
+            .await
+            .into_iter()
+            .find(|p| p.labels().get("parity.dev/component").map(String::as_str) == Some(component))
+            .unwrap_or_else(|| panic!("a {component} pod"));
+        let pids = host_pids(&pod, component);
+        assert!(!pids.is_empty(), "no host process of {component}");
+        let before = restarts(&ns, component).await;
+
+        signal(&pids, "-STOP");
+        let stopped = std::time::Instant::now();
+        let msg = wait_reason(&ns, "dev", condition, "Unresponsive").await;
+        let noticed = stopped.elapsed();
+        assert!(
+            msg.contains(&pod.name_any()) && msg.contains("readiness probe"),
+            "{msg}"
+        );
+        let status = parity_status(&ns, "dev");
+        assert!(status.contains("Unresponsive"), "{status}");
+        signal(&pids, "-CONT");
+        wait_reason(&ns, "dev", "Ready", "Ready").await;
+        eprintln!(
+            "{component} stopped: condition {condition}=Unresponsive after {:.1}s, Ready again {:.1}s after the stop",
+            noticed.as_secs_f64(),
+            stopped.elapsed().as_secs_f64()
+        );
+        // Not restarted (liveness is more patient than readiness): its memory is intact.
+        assert_eq!(
+            restarts(&ns, component).await,
+            before,
+            "{component} restarted"
+        );
+    }
+    let item = ddb
+        .get_item()
+        .table_name("orders")
+        .key(
+            "id",
+            aws_sdk_dynamodb::types::AttributeValue::S("written-before".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get");
+    assert!(
+        item.item.is_some(),
+        "the item written before the stop is gone"
+    );
 }

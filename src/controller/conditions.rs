@@ -458,6 +458,7 @@ mod tests {
             kms_available: false,
             kms_problem: Some(PodProblem {
                 reason: "ImagePullBackOff",
+                pod: "dev-kms-x".into(),
                 message: "container kms of pod dev-kms-x cannot get image p:missing".into(),
                 crashed: None,
             }),

@@ -3,6 +3,7 @@
 //! conditions and `parity status` say more than "Starting". Reading is I/O; judging is pure.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, LogParams};
 
@@ -13,6 +14,8 @@ use crate::resources::{LABEL_COMPONENT, LABEL_ENVIRONMENT};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodProblem {
     pub reason: &'static str,
+    /// The pod it was found in.
+    pub pod: String,
     pub message: String,
     /// A container that exited or crash-loops: its last log line is worth fetching.
     pub crashed: Option<(String, String)>,
@@ -26,16 +29,21 @@ const IMAGE_REASONS: &[&str] = &[
     "InvalidImageName",
 ];
 
-/// The first problem among `pods` (pure): image, crash loop, config error, unschedulable.
-pub fn problem_of(pods: &[Pod]) -> Option<PodProblem> {
-    pods.iter().find_map(pod_problem)
+/// How long a running container may stay unready before that is a problem rather than a
+/// start: the slowest start (DynamoDB Local's JVM) with room to spare.
+const STARTUP_GRACE: SignedDuration = SignedDuration::from_secs(45);
+
+/// The first problem among `pods` at `now` (pure): image, crash loop, config error,
+/// unschedulable, a running server that stopped answering.
+pub fn problem_of(pods: &[Pod], now: Timestamp) -> Option<PodProblem> {
+    pods.iter().find_map(|p| pod_problem(p, now))
 }
 
-fn pod_problem(pod: &Pod) -> Option<PodProblem> {
+fn pod_problem(pod: &Pod, now: Timestamp) -> Option<PodProblem> {
     let name = pod.name_any();
     let status = pod.status.as_ref()?;
     for c in status.container_statuses.iter().flatten() {
-        if let Some(p) = container_problem(&name, c) {
+        if let Some(p) = container_problem(&name, c).or_else(|| unresponsive(&name, c, now)) {
             return Some(p);
         }
     }
@@ -46,6 +54,7 @@ fn pod_problem(pod: &Pod) -> Option<PodProblem> {
     })?;
     Some(PodProblem {
         reason: "Unschedulable",
+        pod: name.clone(),
         message: format!(
             "pod {name} cannot be scheduled: {}",
             unschedulable
@@ -64,6 +73,7 @@ fn container_problem(pod: &str, c: &ContainerStatus) -> Option<PodProblem> {
     if let Some(r) = IMAGE_REASONS.iter().find(|r| **r == reason) {
         return Some(PodProblem {
             reason: r,
+            pod: pod.to_string(),
             message: format!(
                 "container {} of pod {pod} cannot get image {}: {reason} {detail}",
                 c.name, c.image
@@ -87,6 +97,7 @@ fn container_problem(pod: &str, c: &ContainerStatus) -> Option<PodProblem> {
         }
         return Some(PodProblem {
             reason: "CrashLoopBackOff",
+            pod: pod.to_string(),
             message,
             // No termination message: the log has the last words.
             crashed: said.is_none().then(|| (pod.to_string(), c.name.clone())),
@@ -95,6 +106,7 @@ fn container_problem(pod: &str, c: &ContainerStatus) -> Option<PodProblem> {
     if reason.starts_with("CreateContainer") || reason == "RunContainerError" {
         return Some(PodProblem {
             reason: "ContainerFailed",
+            pod: pod.to_string(),
             message: format!("container {} of pod {pod}: {reason} {detail}", c.name)
                 .trim_end()
                 .to_string(),
@@ -102,6 +114,26 @@ fn container_problem(pod: &str, c: &ContainerStatus) -> Option<PodProblem> {
         });
     }
     None
+}
+
+/// A container that has run past its start-up grace and fails its readiness probe: stopped,
+/// hung or overloaded. Not restarted yet (liveness waits longer), so its data is still there.
+fn unresponsive(pod: &str, c: &ContainerStatus, now: Timestamp) -> Option<PodProblem> {
+    let started = c.state.as_ref()?.running.as_ref()?.started_at.as_ref()?.0;
+    let running_for = now.duration_since(started);
+    if c.ready || running_for < STARTUP_GRACE {
+        return None;
+    }
+    Some(PodProblem {
+        reason: "Unresponsive",
+        pod: pod.to_string(),
+        message: format!(
+            "container {} of pod {pod} has run for {}s but does not answer its readiness probe",
+            c.name,
+            running_for.as_secs()
+        ),
+        crashed: None,
+    })
 }
 
 /// The last words of a log or termination message: from the last `error:` line (the `parity`
@@ -130,7 +162,7 @@ pub async fn diagnose(ctx: &Context, ns: &str, env: &str, component: &str) -> Op
         .list(&ListParams::default().labels(&selector))
         .await
         .ok()?;
-    let mut problem = problem_of(&list.items)?;
+    let mut problem = problem_of(&list.items, Timestamp::now())?;
     if let Some((pod, container)) = problem.crashed.clone() {
         let params = LogParams {
             container: Some(container),
@@ -144,26 +176,46 @@ pub async fn diagnose(ctx: &Context, ns: &str, env: &str, component: &str) -> Op
             problem.message = format!("{}: {line}", problem.message);
         }
     }
+    if problem.reason == "Unresponsive"
+        && let Some(said) = latest_warning(ctx, ns, "Pod", &problem.pod, Some("Unhealthy")).await
+    {
+        // The kubelet's words: "Readiness probe failed: Get ...: context deadline exceeded".
+        problem.message = format!("{}: {said}", problem.message);
+    }
     if problem.reason == "Unschedulable" && problem.message.contains("PersistentVolumeClaim") {
         let claim = crate::resources::names::dynamodb_data(env);
-        let events: Api<Event> = Api::namespaced(ctx.client.clone(), ns);
-        let fields =
-            format!("involvedObject.kind=PersistentVolumeClaim,involvedObject.name={claim}");
-        if let Ok(list) = events.list(&ListParams::default().fields(&fields)).await
-            && let Some(e) = list
-                .items
-                .iter()
-                .filter(|e| e.type_.as_deref() == Some("Warning"))
-                .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
-        {
-            problem.message = format!(
-                "{}; claim {claim}: {}",
-                problem.message,
-                e.message.as_deref().unwrap_or_default()
-            );
+        if let Some(said) = latest_warning(ctx, ns, "PersistentVolumeClaim", &claim, None).await {
+            problem.message = format!("{}; claim {claim}: {said}", problem.message);
         }
     }
     Some(problem)
+}
+
+/// The message of the latest Warning event about `kind/name` (with `reason`, if given).
+async fn latest_warning(
+    ctx: &Context,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    reason: Option<&str>,
+) -> Option<String> {
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), ns);
+    let fields = format!("involvedObject.kind={kind},involvedObject.name={name}");
+    let list = events
+        .list(&ListParams::default().fields(&fields))
+        .await
+        .ok()?;
+    list.items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter(|e| reason.is_none_or(|r| e.reason.as_deref() == Some(r)))
+        .max_by_key(|e| {
+            e.last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or(e.event_time.as_ref().map(|t| t.0))
+        })
+        .and_then(|e| e.message)
 }
 
 /// The last words of a failed bootstrap Job's pod (its termination message holds the tail of
@@ -207,10 +259,13 @@ mod tests {
 
     #[test]
     fn an_image_the_node_cannot_get_is_named_with_the_image() {
-        let p = problem_of(&[pod(waiting(
-            "ErrImageNeverPull",
-            "not present with pull policy Never",
-        ))])
+        let p = problem_of(
+            &[pod(waiting(
+                "ErrImageNeverPull",
+                "not present with pull policy Never",
+            ))],
+            now(),
+        )
         .expect("problem");
         assert_eq!(p.reason, "ErrImageNeverPull");
         assert!(
@@ -223,7 +278,8 @@ mod tests {
 
     #[test]
     fn a_crash_loop_carries_the_exit_code_and_the_last_error_line() {
-        let p = problem_of(&[pod(waiting("CrashLoopBackOff", "back-off 10s"))]).expect("problem");
+        let p = problem_of(&[pod(waiting("CrashLoopBackOff", "back-off 10s"))], now())
+            .expect("problem");
         assert_eq!(p.reason, "CrashLoopBackOff");
         assert!(
             p.message
@@ -238,7 +294,7 @@ mod tests {
         let p = problem_of(&[pod(serde_json::json!({"phase": "Pending", "conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."
-        }]}))])
+        }]}))], now())
         .expect("problem");
         assert_eq!(p.reason, "Unschedulable");
         assert!(
@@ -251,7 +307,38 @@ mod tests {
                 "state": {"running": {}}
             }]}),
         );
-        assert_eq!(problem_of(&[running]), None);
+        assert_eq!(problem_of(&[running], now()), None);
+    }
+
+    fn now() -> Timestamp {
+        "2026-12-02T10:00:00Z".parse().expect("time")
+    }
+
+    fn running(ready: bool, started: &str) -> Pod {
+        pod(
+            serde_json::json!({"phase": "Running", "containerStatuses": [{
+                "name": "dynamodb", "image": "moto", "imageID": "", "ready": ready, "restartCount": 0,
+                "state": {"running": {"startedAt": started}}
+            }]}),
+        )
+    }
+
+    #[test]
+    fn a_server_that_stopped_answering_is_unresponsive_but_a_starting_one_is_not() {
+        let p = problem_of(&[running(false, "2026-12-02T09:55:00Z")], now()).expect("problem");
+        assert_eq!((p.reason, p.pod.as_str()), ("Unresponsive", "dev-kms-1"));
+        assert_eq!(
+            p.message,
+            "container dynamodb of pod dev-kms-1 has run for 300s but does not answer its readiness probe"
+        );
+        assert_eq!(
+            problem_of(&[running(false, "2026-12-02T09:59:40Z")], now()),
+            None
+        );
+        assert_eq!(
+            problem_of(&[running(true, "2026-12-02T09:00:00Z")], now()),
+            None
+        );
     }
 
     #[test]

@@ -7,14 +7,17 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
-    Service, Volume, VolumeMount, VolumeResourceRequirements,
+    Probe, Service, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::bootstrap::bootstrap_container;
 use super::meta::{Component, names, object_meta};
 use super::security::{DYNAMODB_LOCAL_UID, NONROOT_UID, container_security_context, resources};
-use super::workload::{container_port, deployment, env_var, pod_template, service, tcp_probe};
+use super::workload::{
+    container_port, deployment, env_var, http_probe, liveness, pod_template, readiness, service,
+    tcp_probe,
+};
 use super::{BuildContext, DYNAMODB_NODE_PORT, DYNAMODB_PORT};
 use crate::api::{DynamoDbEngine, PersistenceMode, ValidatedSpec};
 use crate::tier::TierProfile;
@@ -133,12 +136,12 @@ fn dynamodb_local(env: &ValidatedSpec, ctx: &BuildContext) -> (Container, i64, V
         args: Some(args),
         working_dir: Some("/home/dynamodblocal".to_string()),
         ports: Some(vec![container_port(DYNAMODB_PORT)]),
-        readiness_probe: Some(tcp_probe(DYNAMODB_PORT)),
-        liveness_probe: Some({
-            let mut p = tcp_probe(DYNAMODB_PORT);
+        // DynamoDB Local answers only POSTs with a target; a connection is the best check.
+        readiness_probe: Some(readiness(tcp_probe(DYNAMODB_PORT))),
+        liveness_probe: Some(Probe {
             // The JVM takes a few seconds to start.
-            p.initial_delay_seconds = Some(15);
-            p
+            initial_delay_seconds: Some(15),
+            ..liveness(tcp_probe(DYNAMODB_PORT))
         }),
         resources: Some(resources(("100m", "256Mi"), ("1", "768Mi"))),
         security_context: Some(container_security_context()),
@@ -164,13 +167,12 @@ fn moto(env: &ValidatedSpec, ctx: &BuildContext) -> (Container, i64, Vec<Volume>
         ]),
         env: Some(vec![env_var("HOME", "/tmp")]),
         ports: Some(vec![container_port(DYNAMODB_PORT)]),
-        // moto answers the DynamoDB API as soon as it listens.
-        readiness_probe: Some(tcp_probe(DYNAMODB_PORT)),
-        liveness_probe: Some({
-            let mut p = tcp_probe(DYNAMODB_PORT);
+        // moto answers GET / with 200 as soon as it serves; a stopped moto times out.
+        readiness_probe: Some(readiness(http_probe("/"))),
+        liveness_probe: Some(Probe {
             // Python imports take a few seconds on a busy node.
-            p.initial_delay_seconds = Some(10);
-            p
+            initial_delay_seconds: Some(10),
+            ..liveness(http_probe("/"))
         }),
         resources: Some(resources(("100m", "128Mi"), ("1", "512Mi"))),
         security_context: Some(container_security_context()),

@@ -10,8 +10,8 @@ use super::meta::{Component, names};
 use super::security::{NONROOT_UID, resources};
 use super::topology::region;
 use super::workload::{
-    deployment, env_var, http_probe, parity_container, pod_template, read_only_mount, service,
-    topology_volume,
+    deployment, env_var, http_probe, liveness, parity_container, pod_template, read_only_mount,
+    readiness, service, topology_volume,
 };
 use super::{
     ALIASES_FILE, BuildContext, KEYRING_DIR, KEYRING_KEY, KMS_ACCESS_KEY_ID_KEY,
@@ -90,8 +90,8 @@ pub fn kms_deployment(
         Some(KMS_PORT),
         resources(("20m", "32Mi"), ("500m", "128Mi")),
     );
-    container.readiness_probe = Some(http_probe("/healthz"));
-    container.liveness_probe = Some(http_probe("/healthz"));
+    container.readiness_probe = Some(readiness(http_probe("/healthz")));
+    container.liveness_probe = Some(liveness(http_probe("/healthz")));
     let (topology, topology_mount) = topology_volume(env);
     let keyring = secret_volume("keyring", names::keyring(&env.name), &[KEYRING_KEY]);
     let credentials = secret_volume(

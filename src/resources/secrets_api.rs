@@ -13,7 +13,8 @@ use super::kms::secret_volume;
 use super::meta::{Component, names};
 use super::security::{NONROOT_UID, resources};
 use super::workload::{
-    deployment, http_probe, parity_container, pod_template, read_only_mount, service,
+    deployment, http_probe, liveness, parity_container, pod_template, read_only_mount, readiness,
+    service,
 };
 use super::{BuildContext, SECRETS_API_NODE_PORT, SECRETS_API_PORT};
 use crate::api::ValidatedSpec;
@@ -88,9 +89,8 @@ pub fn secrets_api_deployment(
         Some(SECRETS_API_PORT),
         resources(("10m", "16Mi"), ("200m", "64Mi")),
     );
-    let probe = http_probe("/healthz");
-    container.readiness_probe = Some(probe.clone());
-    container.liveness_probe = Some(probe);
+    container.readiness_probe = Some(readiness(http_probe("/healthz")));
+    container.liveness_probe = Some(liveness(http_probe("/healthz")));
     // Every key of the Secret: new schema entries appear without a change here.
     let secrets = Volume {
         name: "secrets".to_string(),

@@ -29,8 +29,8 @@ pub(super) fn parity_container(
         args: Some(args),
         env: (!env.is_empty()).then_some(env),
         ports: port.map(|p| vec![container_port(p)]),
-        readiness_probe: port.map(tcp_probe),
-        liveness_probe: port.map(tcp_probe),
+        readiness_probe: port.map(|p| readiness(tcp_probe(p))),
+        liveness_probe: port.map(|p| liveness(tcp_probe(p))),
         resources: Some(resources),
         security_context: Some(container_security_context()),
         ..Default::default()
@@ -46,15 +46,39 @@ pub(super) fn container_port(port: i32) -> ContainerPort {
     }
 }
 
+/// A probe that connects to `port` (timings from [`readiness`] or [`liveness`]). A stopped
+/// process still accepts connections (the kernel completes the handshake), so prefer
+/// [`http_probe`] wherever the server answers HTTP.
 pub(super) fn tcp_probe(port: i32) -> Probe {
     Probe {
         tcp_socket: Some(TCPSocketAction {
             port: IntOrString::Int(port),
             ..Default::default()
         }),
-        period_seconds: Some(5),
-        failure_threshold: Some(3),
         ..Default::default()
+    }
+}
+
+/// Readiness notices a server that stopped answering within two periods (10 s) and takes it
+/// out of its Service; the operator then reports which component and why.
+pub(super) fn readiness(probe: Probe) -> Probe {
+    Probe {
+        period_seconds: Some(5),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(2),
+        ..probe
+    }
+}
+
+/// Liveness restarts a container only after a minute without an answer: a process paused for
+/// a while (SIGSTOP, a debugger, a starved node) comes back with its in-memory data (moto's
+/// tables) instead of being restarted empty.
+pub(super) fn liveness(probe: Probe) -> Probe {
+    Probe {
+        period_seconds: Some(10),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(6),
+        ..probe
     }
 }
 
@@ -75,7 +99,8 @@ pub(super) fn read_only_mount(name: &str, path: &str) -> VolumeMount {
     }
 }
 
-/// An HTTP GET probe on the container's `http` port.
+/// An HTTP GET probe on the container's `http` port (timings from [`readiness`] or
+/// [`liveness`]).
 pub(super) fn http_probe(path: &str) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -83,8 +108,6 @@ pub(super) fn http_probe(path: &str) -> Probe {
             port: IntOrString::String("http".to_string()),
             ..Default::default()
         }),
-        period_seconds: Some(5),
-        failure_threshold: Some(3),
         ..Default::default()
     }
 }
