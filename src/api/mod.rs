@@ -9,9 +9,7 @@ mod validate;
 pub use crd::{CrdArgs, crd_yaml, run};
 pub use spec::*;
 pub use status::*;
-pub use validate::{
-    FieldError, ValidatedSpec, check_mirror_source, describe, parse_duration, validate,
-};
+pub use validate::{FieldError, ValidatedSpec, check_mirror_source, describe, validate};
 
 #[cfg(test)]
 mod tests;

@@ -18,9 +18,9 @@ pub const DEFAULT_DYNAMODB_IMAGE: &str = "amazon/dynamodb-local:2.5.2";
 /// name of the upstream image; hack/testenv builds one of that name from PyPI).
 pub const DEFAULT_MOTO_IMAGE: &str = "docker.io/motoserver/moto:5.2.5";
 
-/// Go-style duration (`90s`, `15m`, `12h`, `1h30m`) plus whole days (`7d`), as the
-/// controller and `validate()` parse it.
-pub const DURATION_PATTERN: &str = r"^([0-9]{1,6}(d|h|m|s|ms))+$";
+/// Go-style duration (`90s`, `15m`, `12h`, `1h30m`) plus whole days (`7d`): the grammar of
+/// [`crate::duration::parse_duration`], which the controller and `validate()` use.
+pub const DURATION_PATTERN: &str = crate::duration::PATTERN;
 
 /// A DNS-1123 label.
 const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";

@@ -18,22 +18,6 @@ fn fields(spec: &str) -> Vec<String> {
 }
 
 #[test]
-fn durations_parse_like_go_plus_days() {
-    let s = std::time::Duration::from_secs;
-    assert_eq!(parse_duration("90s"), Ok(s(90)));
-    assert_eq!(parse_duration("1h30m"), Ok(s(5400)));
-    assert_eq!(parse_duration("7d"), Ok(s(7 * 86400)));
-    assert_eq!(
-        parse_duration("500ms"),
-        Ok(std::time::Duration::from_millis(500))
-    );
-    for bad in ["", "h", "10", "1y", "-1h", "1.5h", "1h ", "9999999s"] {
-        let err = parse_duration(bad).unwrap_err();
-        assert!(err.contains("is not a duration"), "{bad}: {err}");
-    }
-}
-
-#[test]
 fn defaults_resolve_per_tier() {
     let v = validate(&env("  tier: Local\n")).unwrap();
     assert_eq!(v.spec.parity_level, 1);

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::spec::{
     KeyProvider, KeySource, ParityEnvironment, ParityEnvironmentSpec, PersistenceMode, Tier,
 };
+use crate::duration::parse_duration;
 use crate::tier::{DynamoPlacement, TierProfile, profile};
 
 /// A reason a spec is invalid, naming the field.
@@ -351,45 +352,6 @@ pub fn check_mirror_source(
         )),
         Some(_) => Ok(()),
     }
-}
-
-/// Parses `90s`, `15m`, `12h`, `1h30m`, `7d`, `500ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "{s:?} is not a duration: use a number and a unit (ms, s, m, h, d), e.g. 90s, 2h, 1h30m, 7d"
-        )
-    };
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 || digits > 6 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (Duration::from_millis(1), 2)
-        } else {
-            match rest.as_bytes().first() {
-                Some(b's') => (Duration::from_secs(1), 1),
-                Some(b'm') => (Duration::from_secs(60), 1),
-                Some(b'h') => (Duration::from_secs(3600), 1),
-                Some(b'd') => (Duration::from_secs(86400), 1),
-                _ => return Err(bad()),
-            }
-        };
-        rest = &rest[len..];
-        total = unit
-            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
-            .and_then(|d| total.checked_add(d))
-            .ok_or_else(bad)?;
-    }
-    Ok(total)
 }
 
 fn is_dns1035_label(s: &str) -> bool {
