@@ -2,6 +2,7 @@
 //! defaults, the pure `validate`, and `parity crd`.
 
 mod crd;
+pub mod formats;
 mod spec;
 mod status;
 mod validate;

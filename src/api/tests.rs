@@ -31,66 +31,6 @@ fn defaults_resolve_per_tier() {
 }
 
 #[test]
-fn tier_rules_name_the_field() {
-    let cases = [
-        (
-            "  tier: CI\n  dashboard: {decryption: Server}\n",
-            "spec.dashboard.decryption",
-        ),
-        ("  tier: Local\n  ttl: 1h\n", "spec.ttl"),
-        ("  tier: CI\n  ttl: soon\n", "spec.ttl"),
-        (
-            "  tier: Local\n  keys: {provider: Kms}\n",
-            "spec.keys.kms.keyId",
-        ),
-        (
-            "  tier: CI\n  keys: {local: {source: Seeded}}\n",
-            "spec.keys.local.seedSecretRef",
-        ),
-        ("  tier: Local\n  parityLevel: 4\n", "spec.parityLevel"),
-        (
-            "  tier: Local\n  keys: {rotation: {retainVersions: 0}}\n",
-            "spec.keys.rotation.retainVersions",
-        ),
-        (
-            "  tier: Local\n  keys: {rotation: {period: 1s}}\n",
-            "spec.keys.rotation.period",
-        ),
-        (
-            "  tier: Staging\n  keys: {provider: Kms, kms: {keyId: k}}\n",
-            "spec.dynamodb.external",
-        ),
-        (
-            "  tier: Local\n  dynamodb: {external: {endpoint: 'https://x', region: r}}\n",
-            "spec.dynamodb.external",
-        ),
-        (
-            "  tier: Staging\n  dynamodb: {external: {endpoint: 'https://x', region: r}}\n",
-            "spec.keys.provider",
-        ),
-        (
-            "  tier: Local\n  dynamodb:\n    tables:\n    - {name: abc, partitionKey: {name: a, type: S}}\n    - {name: abc, partitionKey: {name: a, type: S}}\n",
-            "spec.dynamodb.tables[1].name",
-        ),
-        (
-            "  tier: Local\n  secrets: {provider: Infisical}\n",
-            "spec.secrets.infisical",
-        ),
-    ];
-    for (spec, field) in cases {
-        assert!(
-            fields(spec).contains(&field.to_string()),
-            "{spec} -> {:?}",
-            fields(spec)
-        );
-    }
-    assert!(
-        fields("  tier: Staging\n  parityLevel: 0\n  keys: {provider: Kms, kms: {keyId: k}}\n")
-            .is_empty()
-    );
-}
-
-#[test]
 fn long_names_are_rejected() {
     let mut e = env("  tier: Local\n");
     e.metadata.name = Some("a".repeat(41));
