@@ -355,12 +355,15 @@ pub enum BillingMode {
     Provisioned,
 }
 
+/// DynamoDB's default per-table capacity quota: the bound of both capacity units.
+pub const MAX_TABLE_CAPACITY_UNITS: i64 = 40_000;
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisionedThroughput {
-    #[schemars(range(min = 1, max = 40000))]
+    #[schemars(range(min = 1, max = MAX_TABLE_CAPACITY_UNITS))]
     pub read_capacity_units: i64,
-    #[schemars(range(min = 1, max = 40000))]
+    #[schemars(range(min = 1, max = MAX_TABLE_CAPACITY_UNITS))]
     pub write_capacity_units: i64,
 }
 

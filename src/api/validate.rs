@@ -250,6 +250,22 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
                 "is required when billingMode is Provisioned",
             ));
         }
+        if let Some(p) = &t.provisioned {
+            for (field, v) in [
+                ("readCapacityUnits", p.read_capacity_units),
+                ("writeCapacityUnits", p.write_capacity_units),
+            ] {
+                if !(1..=super::spec::MAX_TABLE_CAPACITY_UNITS).contains(&v) {
+                    errors.push(FieldError::new(
+                        format!("spec.dynamodb.tables[{i}].provisioned.{field}"),
+                        format!(
+                            "must be between 1 and {} (got {v})",
+                            super::spec::MAX_TABLE_CAPACITY_UNITS
+                        ),
+                    ));
+                }
+            }
+        }
         if t.billing_mode == super::spec::BillingMode::PayPerRequest && t.provisioned.is_some() {
             errors.push(FieldError::new(
                 format!("spec.dynamodb.tables[{i}].provisioned"),
