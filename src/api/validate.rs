@@ -293,6 +293,15 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
     }
     check_formats(spec, &mut errors);
 
+    if let Some(o) = spec.mirror.as_ref().map(|m| &m.overrides)
+        && o.provisioned_throughput.is_some()
+        && o.billing_mode != Some(crate::dynamo::topology::BillingMode::Provisioned)
+    {
+        errors.push(FieldError::new(
+            "spec.mirror.overrides.provisionedThroughput",
+            "is only used with billingMode PROVISIONED: set billingMode PROVISIONED or remove it",
+        ));
+    }
     if spec.mirror.is_some() && !p.mirror_allowed {
         errors.push(FieldError::new(
             "spec.mirror",
