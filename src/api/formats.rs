@@ -28,6 +28,9 @@ pub const HTTP_URL: &str = r"^https?://[^\s]+$";
 pub const AWS_REGION: &str = r"^[a-z0-9-]+$";
 /// An Infisical project or environment slug (lower-case words joined by - or _).
 pub const SLUG: &str = r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$";
+/// A container image reference (`registry:5000/org/name:tag@sha256:...`): no spaces, starts
+/// with a letter or digit. Loose on purpose: the kubelet checks the rest when it pulls.
+pub const IMAGE: &str = r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$";
 /// An Infisical folder path.
 pub const SECRETS_PATH: &str = r"^/";
 
@@ -90,6 +93,15 @@ mod tests {
                 &["Shop", "-dev", "a b"],
             ),
             (SECRETS_PATH, &["/", "/app"], &["app"]),
+            (
+                IMAGE,
+                &[
+                    "moto:mine",
+                    "localhost:5000/parity/moto:5.2.5",
+                    "amazon/dynamodb-local@sha256:0a1b",
+                ],
+                &["moto mine", " moto", "-moto", ""],
+            ),
         ];
         for (pattern, good, bad) in cases {
             assert!(regex::Regex::new(pattern).is_ok(), "{pattern}");

@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::formats::{
-    AWS_REGION, DATA_KEY, DNS_LABEL, DNS_SUBDOMAIN, HTTP_URL, KMS_KEY_ID, SECRETS_PATH, SLUG,
-    TABLE_NAME, VOLUME_SIZE,
+    AWS_REGION, DATA_KEY, DNS_LABEL, DNS_SUBDOMAIN, HTTP_URL, IMAGE, KMS_KEY_ID, SECRETS_PATH,
+    SLUG, TABLE_NAME, VOLUME_SIZE,
 };
 use super::status::ParityEnvironmentStatus;
 
@@ -226,7 +226,7 @@ pub struct DynamoDbSpec {
 
     /// The engine's image (pinned tag or digest); unset means the engine's pinned default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 255))]
+    #[schemars(length(min = 1, max = 255), regex(pattern = IMAGE))]
     pub image: Option<String>,
 
     /// Where DynamoDB keeps its data.

@@ -482,6 +482,12 @@ fn check_formats(spec: &ParityEnvironmentSpec, errors: &mut Vec<FieldError>) {
             subdomain,
         ),
         (
+            "spec.dynamodb.image".into(),
+            s.dynamodb.image.as_deref(),
+            IMAGE,
+            "an image reference (no spaces)",
+        ),
+        (
             "spec.dynamodb.persistence.size".into(),
             Some(s.dynamodb.persistence.size.as_str()),
             VOLUME_SIZE,
