@@ -8,6 +8,7 @@ pub mod controller;
 pub mod crypto;
 pub mod dashboard;
 pub mod dev;
+pub mod duration;
 pub mod dynamo;
 pub mod kms;
 pub mod probe;

@@ -314,6 +314,54 @@ fn an_invalid_topology_is_rejected_with_the_field_path_before_connecting() {
     assert!(!run.stderr.contains("waiting for DynamoDB"), "{run:?}");
 }
 
+/// Through the real process: a fixture error about a field marked encrypted names the file,
+/// the line and the field on stderr, never the plaintext, and nothing is contacted.
+#[test]
+fn fixture_errors_on_stderr_never_quote_encrypted_values() {
+    const CANARY: &str = "CANARY-5e1d0";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orders.fixture.yaml"),
+        "encrypt: [ssn, card]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("orders.jsonl"),
+        format!(
+            concat!(
+                r#"{{"pk": {{"S": "c1"}}, "sk": {{"S": "o1"}}, "ssn": {{"N": "{c}"}}}}"#,
+                "\n",
+                r#"{{"pk": {{"S": "c2"}}, "sk": {{"S": "o2"}}, "card": {{"SS": ["{c}", "{c}"]}}}}"#,
+                "\n"
+            ),
+            c = CANARY
+        ),
+    )
+    .unwrap();
+    let run = parity(&[
+        "bootstrap",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "-f",
+        &repo("examples/topology.yaml"),
+        "--seeds",
+        &dir.path().display().to_string(),
+    ]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("orders.jsonl:1: attribute \"ssn\": N value is not a number")
+            && run
+                .stderr
+                .contains("orders.jsonl:2: attribute \"card\": SS has a duplicate value"),
+        "{run:?}"
+    );
+    assert!(
+        !run.stderr.contains(CANARY) && !run.stdout.contains(CANARY),
+        "the plaintext of an encrypted field leaked: {run:?}"
+    );
+}
+
 /// The Job and ConfigMap the operator renders for examples/local.yaml (mirroring
 /// examples/staging.yaml), run for real: the Job's arguments (endpoint swapped for moto, the
 /// mount for a temp file) over the ConfigMap's topology.yaml create staging's tables, with

@@ -1,6 +1,8 @@
 //! The API server itself rejects invalid ParityEnvironments with messages that name the field
 //! and the fix (CEL rules and OpenAPI bounds of the generated CRD), applies the defaults, and
-//! accepts the examples.
+//! accepts the examples. The invalid and valid specs are one table,
+//! tests/fixtures/admission_cases.yaml, which api::validate runs too (no API server needed for
+//! that test), so admission and the operator cannot drift apart.
 
 mod support;
 
@@ -8,6 +10,8 @@ use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
+use parity_operator::api::{ParityEnvironment, validate};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use support::crd::install_crd;
@@ -61,140 +65,137 @@ async fn setup(prefix: &str) -> (TestNamespace, Api<DynamicObject>) {
     (ns, api)
 }
 
-/// (name, spec or full object, expected fragment of the API server's message)
-fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
-    let kms = json!({"provider": "Kms", "kms": {"keyId": "alias/x"}});
-    let ext = json!({"external": {"endpoint": "https://dynamodb.eu-west-1.amazonaws.com", "region": "eu-west-1"}});
-    let table = |extra: Value| {
-        let mut t = json!({"name": "orders", "partitionKey": {"name": "pk", "type": "S"}});
-        t.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        t
-    };
-    vec![
-        (
-            "decrypt-ci",
-            json!({"tier": "CI", "dashboard": {"decryption": "Server"}}),
-            "spec.dashboard.decryption: Server is allowed only when spec.tier is Local",
-        ),
-        (
-            "decrypt-staging",
-            json!({"tier": "Staging", "parityLevel": 0, "keys": kms, "dashboard": {"decryption": "Server"}}),
-            "spec.dashboard.decryption: Server is allowed only when spec.tier is Local",
-        ),
-        (
-            "ttl-local",
-            json!({"tier": "Local", "ttl": "1h"}),
-            "spec.ttl is allowed only when spec.tier is CI",
-        ),
-        (
-            "ttl-garbage",
-            json!({"tier": "CI", "ttl": "tomorrow"}),
-            "spec.ttl in body should match",
-        ),
-        (
-            "kms-no-key",
-            json!({"tier": "Local", "keys": {"provider": "Kms"}}),
-            "spec.keys.kms.keyId is required when spec.keys.provider is Kms",
-        ),
-        (
-            "seeded-no-ref",
-            json!({"tier": "CI", "keys": {"local": {"source": "Seeded"}}}),
-            "spec.keys.local.seedSecretRef is required when spec.keys.local.source is Seeded",
-        ),
-        (
-            "level-4",
-            json!({"tier": "Local", "parityLevel": 4}),
-            "spec.parityLevel must be between 0 and 3",
-        ),
-        (
-            "level-neg",
-            json!({"tier": "Local", "parityLevel": -1}),
-            "spec.parityLevel must be between 0 and 3",
-        ),
-        (
-            "staging-no-ext",
-            json!({"tier": "Staging", "keys": kms}),
-            "spec.dynamodb.external is required when spec.tier is Staging",
-        ),
-        (
-            "local-ext",
-            json!({"tier": "Local", "dynamodb": ext}),
-            "spec.dynamodb.external is allowed only when spec.tier is Staging",
-        ),
-        (
-            "staging-local-keys",
-            json!({"tier": "Staging", "dynamodb": ext}),
-            "spec.keys.provider must be Kms when spec.tier is Staging",
-        ),
-        (
-            "staging-mirror",
-            json!({"tier": "Staging", "keys": kms, "dynamodb": ext, "mirror": {"from": {"name": "x"}}}),
-            "spec.mirror is not allowed when spec.tier is Staging",
-        ),
-        (
-            "retain-zero",
-            json!({"tier": "Local", "keys": {"rotation": {"retainVersions": 0}}}),
-            "spec.keys.rotation.retainVersions must be at least 1",
-        ),
-        (
-            "infisical-bare",
-            json!({"tier": "Local", "secrets": {"provider": "Infisical"}}),
-            "spec.secrets.infisical is required when spec.secrets.provider is Infisical",
-        ),
-        (
-            "provisioned-bare",
-            json!({"tier": "Local", "dynamodb": {"tables": [table(json!({"billingMode": "Provisioned"}))]}}),
-            "provisioned is required when billingMode is Provisioned",
-        ),
-        (
-            "same-keys",
-            json!({"tier": "Local", "dynamodb": {"tables": [table(json!({"sortKey": {"name": "pk", "type": "N"}}))]}}),
-            "sortKey.name must differ from partitionKey.name",
-        ),
-        (
-            "dup-tables",
-            json!({"tier": "Local", "dynamodb": {"tables": [table(json!({})), table(json!({}))]}}),
-            "Duplicate value",
-        ),
-        (
-            "bad-tier",
-            json!({"tier": "Prod"}),
-            "Unsupported value: \"Prod\"",
-        ),
-        (
-            "no-tier",
-            json!({"parityLevel": 1}),
-            "spec.tier: Required value",
-        ),
-        (
-            "moto-volume",
-            json!({"tier": "Local", "dynamodb": {"engine": "Moto", "persistence": {"mode": "Volume"}}}),
-            "spec.dynamodb.persistence.mode Volume is not supported by engine Moto",
-        ),
-        (
-            "a-name-that-is-far-too-long-for-the-objects-it-prefixes",
-            json!({"tier": "Local"}),
-            "metadata.name must be a DNS-1035 label of at most 40 characters",
-        ),
-    ]
+/// One case of tests/fixtures/admission_cases.yaml (see its header).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Case {
+    case: String,
+    #[serde(default)]
+    name: Option<String>,
+    spec: Value,
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    admission_field: Option<String>,
 }
 
-#[tokio::test]
-async fn api_server_rejects_invalid_environments_with_the_fix() {
-    let (_ns, api) = setup("crd-invalid").await;
-    let cases = invalid_cases();
-    assert!(cases.len() >= 12);
+impl Case {
+    fn object_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.case)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cases {
+    invalid: Vec<Case>,
+    valid: Vec<Case>,
+}
+
+/// The one table both checks below run.
+fn cases() -> Cases {
+    let text = include_str!("fixtures/admission_cases.yaml");
+    serde_yaml::from_str(text).expect("tests/fixtures/admission_cases.yaml")
+}
+
+/// What api::validate says about a case: Ok, or the fields it refuses (a spec the Rust types
+/// cannot even parse is refused at the path where parsing fails).
+fn operator_verdict(case: &Case) -> Result<(), Vec<String>> {
+    let object = json!({
+        "apiVersion": "parity.dev/v1alpha1",
+        "kind": "ParityEnvironment",
+        "metadata": {"name": case.object_name(), "namespace": "ns"},
+        "spec": case.spec,
+    });
+    let env: ParityEnvironment = match serde_path_to_error::deserialize(object) {
+        Ok(env) => env,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.inner().to_string();
+            // "missing field `tier`" at `spec` is about spec.tier.
+            let field = match inner
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+            {
+                Some(missing) => format!("{path}.{missing}"),
+                None => path,
+            };
+            return Err(vec![field]);
+        }
+    };
+    validate(&env)
+        .map(|_| ())
+        .map_err(|errors| errors.into_iter().map(|e| e.field).collect())
+}
+
+/// Every case through the operator's own validation (no API server): each invalid spec is
+/// refused naming its field, each valid one accepted.
+#[test]
+fn validate_refuses_every_admission_case() {
+    let Cases { invalid, valid } = cases();
+    assert!(invalid.len() >= 60, "{} invalid cases", invalid.len());
     let mut failures = Vec::new();
-    for (name, spec, expected) in cases {
+    for case in &invalid {
+        match operator_verdict(case) {
+            Err(fields) if fields.contains(&case.field) => {}
+            Err(fields) => failures.push(format!(
+                "{}: refused at {fields:?}, expected {}",
+                case.case, case.field
+            )),
+            Ok(()) => failures.push(format!("{}: accepted, expected {}", case.case, case.field)),
+        }
+    }
+    for case in &valid {
+        if let Err(fields) = operator_verdict(case) {
+            failures.push(format!("{} (valid): refused at {fields:?}", case.case));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The same cases on the real API server with the generated CRD: each invalid spec is refused
+/// (422) with a message naming the field and saying why, each valid one created.
+#[tokio::test]
+async fn api_server_refuses_every_admission_case() {
+    let (_ns, api) = setup("crd-invalid").await;
+    let Cases { invalid, valid } = cases();
+    let mut failures = Vec::new();
+    for case in &invalid {
+        let field = case.admission_field.as_deref().unwrap_or(&case.field);
         match api
-            .create(&PostParams::default(), &manifest(name, spec))
+            .create(
+                &PostParams::default(),
+                &manifest(case.object_name(), case.spec.clone()),
+            )
             .await
         {
-            Err(kube::Error::Api(e)) if e.code == 422 && e.message.contains(expected) => {}
-            Err(e) => failures.push(format!("{name}: expected {expected:?}, got error {e}")),
-            Ok(_) => failures.push(format!("{name}: accepted, expected {expected:?}")),
+            Err(kube::Error::Api(e))
+                if e.code == 422
+                    // Rules on the root (metadata.name) have no field path of their own;
+                    // their message starts with the field instead.
+                    && e.message.contains(field)
+                    && e.message.contains(&case.message) => {}
+            Err(e) => failures.push(format!(
+                "{}: expected {field}: ...{:?}, got error {e}",
+                case.case, case.message
+            )),
+            Ok(_) => failures.push(format!(
+                "{}: accepted, expected {field}: ...{:?}",
+                case.case, case.message
+            )),
+        }
+    }
+    for case in &valid {
+        if let Err(e) = api
+            .create(
+                &PostParams::default(),
+                &manifest(case.object_name(), case.spec.clone()),
+            )
+            .await
+        {
+            failures.push(format!("{} (valid): refused: {e}", case.case));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -2,6 +2,7 @@
 //! defaults, the pure `validate`, and `parity crd`.
 
 mod crd;
+pub mod formats;
 mod spec;
 mod status;
 mod validate;
@@ -11,7 +12,7 @@ pub use spec::*;
 pub use status::*;
 pub use validate::{
     ANNOTATION_MIRROR_ALLOWED_NAMESPACES, FieldError, ValidatedSpec, check_mirror_source, describe,
-    parse_duration, validate,
+    validate,
 };
 
 #[cfg(test)]

@@ -9,6 +9,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::formats::{
+    AWS_REGION, DATA_KEY, DNS_LABEL, DNS_SUBDOMAIN, HTTP_URL, IMAGE, KMS_KEY_ID, SECRETS_PATH,
+    SLUG, TABLE_NAME, VOLUME_SIZE,
+};
 use super::status::ParityEnvironmentStatus;
 
 /// The DynamoDB Local image used when `spec.dynamodb.image` is not set. Only referenced:
@@ -18,12 +22,20 @@ pub const DEFAULT_DYNAMODB_IMAGE: &str = "amazon/dynamodb-local:2.5.2";
 /// name of the upstream image; hack/testenv builds one of that name from PyPI).
 pub const DEFAULT_MOTO_IMAGE: &str = "docker.io/motoserver/moto:5.2.5";
 
-/// Go-style duration (`90s`, `15m`, `12h`, `1h30m`) plus whole days (`7d`), as the
-/// controller and `validate()` parse it.
-pub const DURATION_PATTERN: &str = r"^([0-9]{1,6}(d|h|m|s|ms))+$";
+/// Go-style duration (`90s`, `15m`, `12h`, `1h30m`) plus whole days (`7d`): the grammar of
+/// [`crate::duration::parse_duration`], which the controller and `validate()` use.
+pub const DURATION_PATTERN: &str = crate::duration::PATTERN;
 
-/// A DNS-1123 label.
-const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// CEL for "a duration (`spec.ttl`, `spec.keys.rotation.period`) of at least `min`", `min`
+/// a Go duration literal. CEL's `duration()` reads Go durations, which have no days, so `d`
+/// is read as `h` first: exact for any minimum up to 1h (a nonzero day count still reads as
+/// at least 1h, and zero days are zero either way). Guarded by the duration pattern so a
+/// malformed value gets the pattern's message rather than an evaluation error.
+fn duration_at_least(min: &str) -> String {
+    format!(
+        "!self.matches('{DURATION_PATTERN}') || duration(self.replace('d', 'h')) >= duration('{min}')"
+    )
+}
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -77,6 +89,9 @@ const NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
     validation = Rule::new("self.tier != 'Staging' || !has(self.mirror)")
         .message("spec.mirror is not allowed when spec.tier is Staging (Staging is the source that others mirror): remove spec.mirror")
         .field_path(".mirror"),
+    validation = Rule::new("self.tier != 'Staging' || !has(self.dynamodb) || !has(self.dynamodb.seed)")
+        .message("spec.dynamodb.seed is not allowed when spec.tier is Staging (the operator never writes to an external DynamoDB): remove spec.dynamodb.seed")
+        .field_path(".dynamodb.seed"),
 )]
 pub struct ParityEnvironmentSpec {
     /// Which kind of environment this is; decides what may run and what is cut off.
@@ -120,6 +135,7 @@ pub struct ParityEnvironmentSpec {
     /// CI only: the environment is deleted this long after creation (e.g. `2h`, `1d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16), regex(pattern = DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new(duration_at_least("1ms")).message("spec.ttl must be longer than 0s: the environment would be deleted at once"))]
     pub ttl: Option<String>,
 
     /// Scale every workload to zero, keeping data and keys.
@@ -170,10 +186,10 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
-    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL))]
     pub namespace: Option<String>,
 }
 
@@ -181,9 +197,9 @@ pub struct ObjectRef {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalObjectKeyRef {
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
     pub name: String,
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DATA_KEY))]
     pub key: String,
 }
 
@@ -191,7 +207,7 @@ pub struct LocalObjectKeyRef {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalObjectRef {
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
     pub name: String,
 }
 
@@ -210,7 +226,7 @@ pub struct DynamoDbSpec {
 
     /// The engine's image (pinned tag or digest); unset means the engine's pinned default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 255))]
+    #[schemars(length(min = 1, max = 255), regex(pattern = IMAGE))]
     pub image: Option<String>,
 
     /// Where DynamoDB keeps its data.
@@ -260,11 +276,11 @@ pub struct PersistenceSpec {
     pub mode: Option<PersistenceMode>,
     /// Size of the volume (Volume mode), e.g. `1Gi`.
     #[serde(default = "default_volume_size")]
-    #[schemars(length(max = 32), regex(pattern = r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$"))]
+    #[schemars(length(max = 32), regex(pattern = VOLUME_SIZE))]
     pub size: String,
     /// StorageClass of the volume; the cluster default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
     pub storage_class_name: Option<String>,
 }
 
@@ -293,13 +309,18 @@ pub enum PersistenceMode {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("self.billingMode != 'Provisioned' || has(self.provisioned)")
-        .message("spec.dynamodb.tables[].provisioned is required when billingMode is Provisioned: set readCapacityUnits and writeCapacityUnits, or use PayPerRequest"),
+        .message("spec.dynamodb.tables[].provisioned is required when billingMode is Provisioned: set readCapacityUnits and writeCapacityUnits, or use PayPerRequest")
+        .field_path(".provisioned"),
+    validation = Rule::new("self.billingMode == 'Provisioned' || !has(self.provisioned)")
+        .message("spec.dynamodb.tables[].provisioned is only allowed when billingMode is Provisioned (PayPerRequest has no capacity): remove it, or set billingMode Provisioned")
+        .field_path(".provisioned"),
     validation = Rule::new("!has(self.sortKey) || self.sortKey.name != self.partitionKey.name")
-        .message("spec.dynamodb.tables[].sortKey.name must differ from partitionKey.name: rename one of them"),
+        .message("spec.dynamodb.tables[].sortKey.name must differ from partitionKey.name: rename one of them")
+        .field_path(".sortKey.name"),
 )]
 pub struct TableSpec {
     /// The DynamoDB table name.
-    #[schemars(length(min = 3, max = 255), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
+    #[schemars(length(min = 3, max = 255), regex(pattern = TABLE_NAME))]
     pub name: String,
     pub partition_key: KeyAttribute,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,12 +355,15 @@ pub enum BillingMode {
     Provisioned,
 }
 
+/// DynamoDB's default per-table capacity quota: the bound of both capacity units.
+pub const MAX_TABLE_CAPACITY_UNITS: i64 = 40_000;
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisionedThroughput {
-    #[schemars(range(min = 1, max = 40000))]
+    #[schemars(range(min = 1, max = MAX_TABLE_CAPACITY_UNITS))]
     pub read_capacity_units: i64,
-    #[schemars(range(min = 1, max = 40000))]
+    #[schemars(range(min = 1, max = MAX_TABLE_CAPACITY_UNITS))]
     pub write_capacity_units: i64,
 }
 
@@ -354,9 +378,9 @@ pub struct SeedSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ExternalDynamoDb {
     /// e.g. `https://dynamodb.eu-west-1.amazonaws.com`.
-    #[schemars(length(min = 1, max = 255), regex(pattern = r"^https?://[^\s]+$"))]
+    #[schemars(length(min = 1, max = 255), regex(pattern = HTTP_URL))]
     pub endpoint: String,
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[a-z0-9-]+$"))]
+    #[schemars(length(min = 1, max = 32), regex(pattern = AWS_REGION))]
     pub region: String,
 }
 
@@ -415,15 +439,16 @@ pub enum KeySource {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KmsSpec {
-    /// Key id, ARN or alias of the root KMS key.
-    #[schemars(length(min = 1, max = 2048))]
+    /// Key id, ARN or alias of the root KMS key (`alias/app`, `arn:aws:kms:...:key/...`, a key
+    /// id).
+    #[schemars(length(min = 1, max = 2048), regex(pattern = KMS_KEY_ID))]
     pub key_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[a-z0-9-]+$"))]
+    #[schemars(length(min = 1, max = 32), regex(pattern = AWS_REGION))]
     pub region: Option<String>,
     /// A KMS-compatible endpoint instead of AWS's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 255), regex(pattern = r"^https?://[^\s]+$"))]
+    #[schemars(length(min = 1, max = 255), regex(pattern = HTTP_URL))]
     pub endpoint: Option<String>,
 }
 
@@ -433,6 +458,7 @@ pub struct RotationSpec {
     /// How often a new key-encryption version is made, e.g. `720h` or `30d`; unset: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16), regex(pattern = DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new(duration_at_least("1m")).message("spec.keys.rotation.period must be at least 1m: rotating faster would churn key versions"))]
     pub period: Option<String>,
     /// How many key versions stay usable for decryption (>= 1).
     #[serde(default = "default_retain_versions")]
@@ -488,12 +514,12 @@ pub enum SecretsProvider {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InfisicalSpec {
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = SLUG))]
     pub project_slug: String,
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = SLUG))]
     pub env_slug: String,
     #[serde(default = "default_secrets_path")]
-    #[schemars(length(min = 1, max = 255), regex(pattern = r"^/"))]
+    #[schemars(length(min = 1, max = 255), regex(pattern = SECRETS_PATH))]
     pub secrets_path: String,
 }
 

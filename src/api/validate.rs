@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::spec::{
     KeyProvider, KeySource, ParityEnvironment, ParityEnvironmentSpec, PersistenceMode, Tier,
 };
+use crate::duration::parse_duration;
 use crate::tier::{DynamoPlacement, TierProfile, profile};
 
 /// A reason a spec is invalid, naming the field.
@@ -249,6 +250,28 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
                 "is required when billingMode is Provisioned",
             ));
         }
+        if let Some(p) = &t.provisioned {
+            for (field, v) in [
+                ("readCapacityUnits", p.read_capacity_units),
+                ("writeCapacityUnits", p.write_capacity_units),
+            ] {
+                if !(1..=super::spec::MAX_TABLE_CAPACITY_UNITS).contains(&v) {
+                    errors.push(FieldError::new(
+                        format!("spec.dynamodb.tables[{i}].provisioned.{field}"),
+                        format!(
+                            "must be between 1 and {} (got {v})",
+                            super::spec::MAX_TABLE_CAPACITY_UNITS
+                        ),
+                    ));
+                }
+            }
+        }
+        if t.billing_mode == super::spec::BillingMode::PayPerRequest && t.provisioned.is_some() {
+            errors.push(FieldError::new(
+                format!("spec.dynamodb.tables[{i}].provisioned"),
+                "is only allowed when billingMode is Provisioned (PayPerRequest has no capacity): remove it, or set billingMode Provisioned",
+            ));
+        }
         if t.sort_key
             .as_ref()
             .is_some_and(|s| s.name == t.partition_key.name)
@@ -260,6 +283,25 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
         }
     }
 
+    if spec.dynamodb.seed.is_some() && p.dynamodb == DynamoPlacement::External {
+        errors.push(FieldError::new(
+            "spec.dynamodb.seed",
+            format!(
+                "is not allowed for tier {tier} (the operator never writes to an external DynamoDB): remove it"
+            ),
+        ));
+    }
+    check_formats(spec, &mut errors);
+
+    if let Some(o) = spec.mirror.as_ref().map(|m| &m.overrides)
+        && o.provisioned_throughput.is_some()
+        && o.billing_mode != Some(crate::dynamo::topology::BillingMode::Provisioned)
+    {
+        errors.push(FieldError::new(
+            "spec.mirror.overrides.provisionedThroughput",
+            "is only used with billingMode PROVISIONED: set billingMode PROVISIONED or remove it",
+        ));
+    }
     if spec.mirror.is_some() && !p.mirror_allowed {
         errors.push(FieldError::new(
             "spec.mirror",
@@ -380,43 +422,160 @@ fn allows_mirrors_from(source: &ParityEnvironment, namespace: &str) -> bool {
         })
 }
 
-/// Parses `90s`, `15m`, `12h`, `1h30m`, `7d`, `500ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "{s:?} is not a duration: use a number and a unit (ms, s, m, h, d), e.g. 90s, 2h, 1h30m, 7d"
+/// The string formats the CRD schema also enforces (the same constants, see `formats`), for
+/// specs that never passed an API server (`parity render`, `parity dev`).
+fn check_formats(spec: &ParityEnvironmentSpec, errors: &mut Vec<FieldError>) {
+    use super::formats::*;
+    let s = spec;
+    fn key_ref(r: Option<&super::spec::LocalObjectKeyRef>) -> (Option<&str>, Option<&str>) {
+        (r.map(|r| r.name.as_str()), r.map(|r| r.key.as_str()))
+    }
+    let (seed_name, seed_key) = key_ref(s.keys.local.seed_secret_ref.as_ref());
+    let (schema_name, schema_key) = key_ref(s.secrets.schema.as_ref());
+    let kms = s.keys.kms.as_ref();
+    let external = s.dynamodb.external.as_ref();
+    let infisical = s.secrets.infisical.as_ref();
+    let mirror = s.mirror.as_ref().map(|m| &m.from);
+    let subdomain = "a DNS-1123 subdomain (lower-case letters, digits, - and .)";
+    let data_key = "a data key (letters, digits, - _ .)";
+    let checks: Vec<(String, Option<&str>, &str, &str)> = vec![
+        (
+            "spec.keys.kms.keyId".into(),
+            kms.map(|k| k.key_id.as_str()),
+            KMS_KEY_ID,
+            "alias/<name>, a key or alias ARN, or a key id",
+        ),
+        (
+            "spec.keys.kms.region".into(),
+            kms.and_then(|k| k.region.as_deref()),
+            AWS_REGION,
+            "an AWS region such as eu-west-1",
+        ),
+        (
+            "spec.keys.kms.endpoint".into(),
+            kms.and_then(|k| k.endpoint.as_deref()),
+            HTTP_URL,
+            "an http(s) URL",
+        ),
+        (
+            "spec.keys.local.seedSecretRef.name".into(),
+            seed_name,
+            DNS_SUBDOMAIN,
+            subdomain,
+        ),
+        (
+            "spec.keys.local.seedSecretRef.key".into(),
+            seed_key,
+            DATA_KEY,
+            data_key,
+        ),
+        (
+            "spec.secrets.schema.name".into(),
+            schema_name,
+            DNS_SUBDOMAIN,
+            subdomain,
+        ),
+        (
+            "spec.secrets.schema.key".into(),
+            schema_key,
+            DATA_KEY,
+            data_key,
+        ),
+        (
+            "spec.secrets.infisical.projectSlug".into(),
+            infisical.map(|i| i.project_slug.as_str()),
+            SLUG,
+            "a slug (lower-case letters, digits, - _)",
+        ),
+        (
+            "spec.secrets.infisical.envSlug".into(),
+            infisical.map(|i| i.env_slug.as_str()),
+            SLUG,
+            "a slug (lower-case letters, digits, - _)",
+        ),
+        (
+            "spec.secrets.infisical.secretsPath".into(),
+            infisical.map(|i| i.secrets_path.as_str()),
+            SECRETS_PATH,
+            "a path starting with /",
+        ),
+        (
+            "spec.dynamodb.seed.configMapRef.name".into(),
+            s.dynamodb
+                .seed
+                .as_ref()
+                .map(|r| r.config_map_ref.name.as_str()),
+            DNS_SUBDOMAIN,
+            subdomain,
+        ),
+        (
+            "spec.dynamodb.image".into(),
+            s.dynamodb.image.as_deref(),
+            IMAGE,
+            "an image reference (no spaces)",
+        ),
+        (
+            "spec.dynamodb.persistence.size".into(),
+            Some(s.dynamodb.persistence.size.as_str()),
+            VOLUME_SIZE,
+            "a size such as 512Mi or 1Gi",
+        ),
+        (
+            "spec.dynamodb.persistence.storageClassName".into(),
+            s.dynamodb.persistence.storage_class_name.as_deref(),
+            DNS_SUBDOMAIN,
+            subdomain,
+        ),
+        (
+            "spec.dynamodb.external.endpoint".into(),
+            external.map(|e| e.endpoint.as_str()),
+            HTTP_URL,
+            "an http(s) URL",
+        ),
+        (
+            "spec.dynamodb.external.region".into(),
+            external.map(|e| e.region.as_str()),
+            AWS_REGION,
+            "an AWS region such as eu-west-1",
+        ),
+        (
+            "spec.mirror.from.name".into(),
+            mirror.map(|m| m.name.as_str()),
+            DNS_LABEL,
+            "a DNS-1123 label",
+        ),
+        (
+            "spec.mirror.from.namespace".into(),
+            mirror.and_then(|m| m.namespace.as_deref()),
+            DNS_LABEL,
+            "a DNS-1123 label",
+        ),
+    ]
+    .into_iter()
+    .chain(s.dynamodb.tables.iter().enumerate().map(|(i, t)| {
+        (
+            format!("spec.dynamodb.tables[{i}].name"),
+            Some(t.name.as_str()),
+            TABLE_NAME,
+            "a table name (letters, digits, _ . -)",
         )
-    };
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 || digits > 6 {
-            return Err(bad());
+    }))
+    .collect();
+    for (field, value, pattern, what) in checks {
+        if let Some(v) = value
+            && !matches(pattern, v)
+        {
+            errors.push(FieldError::new(field, format!("{v:?} is not {what}")));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (Duration::from_millis(1), 2)
-        } else {
-            match rest.as_bytes().first() {
-                Some(b's') => (Duration::from_secs(1), 1),
-                Some(b'm') => (Duration::from_secs(60), 1),
-                Some(b'h') => (Duration::from_secs(3600), 1),
-                Some(b'd') => (Duration::from_secs(86400), 1),
-                _ => return Err(bad()),
-            }
-        };
-        rest = &rest[len..];
-        total = unit
-            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
-            .and_then(|d| total.checked_add(d))
-            .ok_or_else(bad)?;
     }
-    Ok(total)
+    for (i, t) in s.dynamodb.tables.iter().enumerate() {
+        if !(3..=255).contains(&t.name.len()) {
+            errors.push(FieldError::new(
+                format!("spec.dynamodb.tables[{i}].name"),
+                "must be 3-255 characters",
+            ));
+        }
+    }
 }
 
 fn is_dns1035_label(s: &str) -> bool {

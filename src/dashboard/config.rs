@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::dynamo::bootstrap::parse_duration;
+use crate::duration::parse_duration;
 use crate::dynamo::connect::AwsArgs;
 use crate::dynamo::seed::FixtureSchema;
 

@@ -19,24 +19,7 @@ use super::seed::fixture::read_dir;
 use super::seed::load::{SeedMode, load_table};
 use super::seed::{FieldEncryptor, TableSeed, kms_encryptor};
 use super::topology::Topology;
-
-/// Parses `300ms`, `5s`, `2m` or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 30s or 5m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?} is not a duration like 500ms, 30s or 5m")),
-    }
-}
+use crate::duration::parse_duration;
 
 /// The exit code for invalid input (topology, fixtures): retrying cannot help, so the
 /// bootstrap Job's pod failure policy fails the Job at once on it.
@@ -313,13 +296,37 @@ pub async fn run_with(
 mod tests {
     use super::*;
 
+    /// The flags take the project's one duration grammar (src/duration.rs), the one the CRD
+    /// uses too: compounds and days work, a unit-less number is refused with the reason.
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("2h").is_err());
-        assert!(parse_duration("x").is_err());
+    fn duration_flags_use_the_shared_grammar() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: BootstrapArgs,
+        }
+        let parse = |timeout: &str| {
+            <Cli as clap::Parser>::try_parse_from([
+                "bootstrap",
+                "--endpoint",
+                "http://127.0.0.1:1",
+                "-f",
+                "t.yaml",
+                "--wait-timeout",
+                timeout,
+            ])
+        };
+        let cli = parse("1h30m").expect("1h30m parses");
+        assert_eq!(cli.args.wait_timeout, Duration::from_secs(5400));
+        assert_eq!(cli.args.initial_backoff, Duration::from_millis(200));
+        let err = parse("30")
+            .err()
+            .expect("a bare number is refused")
+            .to_string();
+        assert!(
+            err.contains("--wait-timeout") && err.contains("\"30\" is not a duration"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,14 +2,22 @@
 //! its tier allows (billing mode, a table name prefix). Everything else (keys, indexes,
 //! projections, TTL, streams, aliases, secret names) is copied as is, so code paths match.
 
-use schemars::JsonSchema;
+// Used inside the #[x_kube] attributes, which the lint does not see.
+use kube::KubeSchema;
+#[allow(unused_imports)]
+use kube::core::Rule;
 use serde::{Deserialize, Serialize};
 
 use super::topology::{BillingMode, Table, Throughput, Topology};
 
 /// What a mirroring environment may change. Empty means an exact copy.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new("!has(self.provisionedThroughput) || (has(self.billingMode) && self.billingMode == 'PROVISIONED')")
+        .message("spec.mirror.overrides.provisionedThroughput is only used with billingMode PROVISIONED: set billingMode PROVISIONED or remove it")
+        .field_path(".provisionedThroughput"),
+)]
 pub struct Overrides {
     /// Replaces every table's billing mode (typically PAY_PER_REQUEST for local emulators).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,8 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+// Used inside the #[x_kube] attributes, which the lint does not see.
+use kube::KubeSchema;
+#[allow(unused_imports)]
+use kube::core::{ListMerge, Rule};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::api::formats::{KMS_ALIAS, SECRET_NAME, TABLE_NAME};
 
 /// Bounds shared by the schema attributes and [`Topology::validate`] (input that bypasses the
 /// API server, e.g. a file given to `parity bootstrap`, gets the same limits).
@@ -123,29 +129,116 @@ string_enum! {
     }
 }
 
-/// The data tier of one environment.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// The data tier of one environment. The CEL rules here and on [`Table`],
+/// [`GlobalSecondaryIndex`] and [`Projection`] are [`Topology::validate`]'s checks again, for
+/// the API server (`spec.topology`); both run on the cases of src/api/admission_cases.yaml.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Topology {
-    /// DynamoDB tables.
+    /// DynamoDB tables (unique by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub tables: Vec<Table>,
-    /// KMS key aliases the apps use (e.g. `alias/orders`).
+    /// KMS key aliases the apps use (e.g. `alias/orders`), unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(min = 7, max = 256)))]
+    #[schemars(length(max = 64), inner(length(min = 7, max = 256), regex(pattern = KMS_ALIAS)))]
+    #[x_kube(
+        merge_strategy = ListMerge::Set,
+        validation = Rule::new("self.all(a, !a.startsWith('alias/aws/'))")
+            .message("spec.topology.kmsKeyAliases: the alias/aws/ prefix is reserved for AWS managed keys: choose another alias name"),
+    )]
     pub kms_key_aliases: Vec<String>,
-    /// Names of the secrets the apps read.
+    /// Names of the secrets the apps read, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 128), inner(length(min = 1, max = 128)))]
+    #[schemars(length(max = 128), inner(length(min = 1, max = 128), regex(pattern = SECRET_NAME)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub secret_names: Vec<String>,
 }
 
+/// CEL: every key attribute of the table and its indexes that shares a name with another has
+/// its type (DynamoDB has one AttributeDefinition per name). Pairwise over the key schemas
+/// rather than over one concatenated list (CEL cannot join lists of differently typed
+/// objects), and in three rules, [`KeyTypes`], because the API server's cost estimate of one
+/// rule doing it all is over its per-rule budget with 64 tables of 20 global indexes.
+enum KeyTypes {
+    /// Global index keys against the table's keys, and local index sort keys against all.
+    AgainstTable,
+    /// Global index partition keys against every global index key.
+    GlobalPartitionKeys,
+    /// Global index sort keys against every global index key.
+    GlobalSortKeys,
+}
+
+fn one_type_per_key_attribute(part: KeyTypes) -> String {
+    let same = |a: &str, b: &str| format!("({a}.name != {b}.name || {a}.type == {b}.type)");
+    let gsis = "self.globalSecondaryIndexes";
+    let against_gsis = |a: &str| {
+        format!(
+            "{gsis}.all(h, {} && (!has(h.sortKey) || {}))",
+            same(a, "h.partitionKey"),
+            same(a, "h.sortKey")
+        )
+    };
+    match part {
+        KeyTypes::AgainstTable => format!(
+            "(!has({gsis}) || {gsis}.all(g, {} && (!has(self.sortKey) || {}) \
+             && (!has(g.sortKey) || ({} && (!has(self.sortKey) || {}))))) \
+             && (!has(self.localSecondaryIndexes) || self.localSecondaryIndexes.all(l, \
+             (!has(self.sortKey) || {}) && self.localSecondaryIndexes.all(m, {}) \
+             && (!has({gsis}) || {gsis}.all(g, {} && (!has(g.sortKey) || {})))))",
+            same("g.partitionKey", "self.partitionKey"),
+            same("g.partitionKey", "self.sortKey"),
+            same("g.sortKey", "self.partitionKey"),
+            same("g.sortKey", "self.sortKey"),
+            same("l.sortKey", "self.sortKey"),
+            same("l.sortKey", "m.sortKey"),
+            same("l.sortKey", "g.partitionKey"),
+            same("l.sortKey", "g.sortKey"),
+        ),
+        KeyTypes::GlobalPartitionKeys => format!(
+            "!has({gsis}) || {gsis}.all(g, {})",
+            against_gsis("g.partitionKey")
+        ),
+        KeyTypes::GlobalSortKeys => format!(
+            "!has({gsis}) || {gsis}.all(g, !has(g.sortKey) || {})",
+            against_gsis("g.sortKey")
+        ),
+    }
+}
+
+/// The message of the three [`KeyTypes`] rules.
+const KEY_TYPES_MESSAGE: &str = "spec.topology.tables[]: a key attribute is declared with two types: an attribute has one type in all key schemas of the table and its indexes";
+
 /// One DynamoDB table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new("!has(self.sortKey) || self.sortKey.name != self.partitionKey.name")
+        .message("spec.topology.tables[].sortKey.name must differ from the partition key: rename one of them")
+        .field_path(".sortKey.name"),
+    validation = Rule::new("has(self.billingMode) && self.billingMode == 'PROVISIONED' ? has(self.provisionedThroughput) : !has(self.provisionedThroughput)")
+        .message("spec.topology.tables[].provisionedThroughput is required when billingMode is PROVISIONED and only allowed then: set or remove it, or change billingMode")
+        .field_path(".provisionedThroughput"),
+    validation = Rule::new("!has(self.globalSecondaryIndexes) || self.globalSecondaryIndexes.all(g, has(g.provisionedThroughput) == (has(self.billingMode) && self.billingMode == 'PROVISIONED'))")
+        .message("spec.topology.tables[].globalSecondaryIndexes[].provisionedThroughput is required when the table's billingMode is PROVISIONED and only allowed then")
+        .field_path(".globalSecondaryIndexes"),
+    validation = Rule::new("!has(self.localSecondaryIndexes) || size(self.localSecondaryIndexes) == 0 || has(self.sortKey)")
+        .message("spec.topology.tables[].localSecondaryIndexes need a table with a sortKey: add sortKey or use a global index")
+        .field_path(".localSecondaryIndexes"),
+    validation = Rule::new("!has(self.localSecondaryIndexes) || self.localSecondaryIndexes.all(l, l.sortKey.name != self.partitionKey.name)")
+        .message("spec.topology.tables[].localSecondaryIndexes[].sortKey.name must differ from the table's partition key")
+        .field_path(".localSecondaryIndexes"),
+    validation = Rule::new("(has(self.globalSecondaryIndexes) ? self.globalSecondaryIndexes.map(g, g.name) : []).all(n, !has(self.localSecondaryIndexes) || !self.localSecondaryIndexes.exists(l, l.name == n))")
+        .message("spec.topology.tables[]: duplicate index name: global and local index names of a table must be unique"),
+    validation = Rule::new(one_type_per_key_attribute(KeyTypes::AgainstTable)).message(KEY_TYPES_MESSAGE),
+    validation = Rule::new(one_type_per_key_attribute(KeyTypes::GlobalPartitionKeys)).message(KEY_TYPES_MESSAGE),
+    validation = Rule::new(one_type_per_key_attribute(KeyTypes::GlobalSortKeys)).message(KEY_TYPES_MESSAGE),
+    validation = Rule::new("(has(self.globalSecondaryIndexes) ? self.globalSecondaryIndexes.map(g, has(g.projection) && has(g.projection.nonKeyAttributes) ? size(g.projection.nonKeyAttributes) : 0).sum() : 0) + (has(self.localSecondaryIndexes) ? self.localSecondaryIndexes.map(l, has(l.projection) && has(l.projection.nonKeyAttributes) ? size(l.projection.nonKeyAttributes) : 0).sum() : 0) <= 100")
+        .message("spec.topology.tables[]: at most 100 projected nonKeyAttributes across all indexes of a table (DynamoDB's limit)"),
+)]
 pub struct Table {
-    #[schemars(length(min = 3, max = 255), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
+    #[schemars(length(min = 3, max = 255), regex(pattern = TABLE_NAME))]
     pub name: String,
     pub partition_key: KeyAttribute,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,12 +248,15 @@ pub struct Table {
     /// Required with billingMode PROVISIONED, forbidden otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_throughput: Option<Throughput>,
+    /// Unique by name within the table, also across the local indexes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub global_secondary_indexes: Vec<GlobalSecondaryIndex>,
     /// Fixed at table creation: changing them needs a re-create.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 5))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub local_secondary_indexes: Vec<LocalSecondaryIndex>,
     /// Attribute holding the expiry time (epoch seconds); absent means TTL disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,10 +292,15 @@ pub struct Throughput {
     pub write_capacity_units: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new("!has(self.sortKey) || self.sortKey.name != self.partitionKey.name")
+        .message("spec.topology.tables[].globalSecondaryIndexes[].sortKey.name must differ from the index's partition key")
+        .field_path(".sortKey.name"),
+)]
 pub struct GlobalSecondaryIndex {
-    #[schemars(length(min = 3, max = 255), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
+    #[schemars(length(min = 3, max = 255), regex(pattern = TABLE_NAME))]
     pub name: String,
     pub partition_key: KeyAttribute,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,21 +316,27 @@ pub struct GlobalSecondaryIndex {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalSecondaryIndex {
-    #[schemars(length(min = 3, max = 255), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
+    #[schemars(length(min = 3, max = 255), regex(pattern = TABLE_NAME))]
     pub name: String,
     pub sort_key: KeyAttribute,
     #[serde(default)]
     pub projection: Projection,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new("(has(self.type) && self.type == 'INCLUDE') == (has(self.nonKeyAttributes) && size(self.nonKeyAttributes) > 0)")
+        .message("projection.nonKeyAttributes is required (at least one) when type is INCLUDE and only allowed then")
+        .field_path(".nonKeyAttributes"),
+)]
 pub struct Projection {
     #[serde(rename = "type", default)]
     pub projection_type: ProjectionType,
-    /// Only with type INCLUDE.
+    /// Only with type INCLUDE; unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100), inner(length(min = 1, max = 255)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub non_key_attributes: Vec<String>,
 }
 

@@ -473,7 +473,7 @@ fn parse_into(
         };
         let mut it = match format {
             ItemFormat::Plain => item::item_from_plain(obj),
-            ItemFormat::Dynamodb => match item::item_from_typed(obj) {
+            ItemFormat::Dynamodb => match item::item_from_typed_hiding(obj, &schema.encrypt) {
                 Ok(i) => i,
                 Err(e) => {
                     errors.push(file, Some(line), e);
@@ -552,23 +552,27 @@ fn parse_into(
         if bad {
             continue;
         }
-        let key: String = table
-            .key_attributes()
-            .iter()
-            .map(|k| {
-                format!(
-                    "{}={:?}",
-                    k.name,
-                    it.get(&k.name).map(item::key_text).unwrap_or_default()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let key_text = |hide: bool| {
+            table
+                .key_attributes()
+                .iter()
+                .map(|k| match it.get(&k.name).map(item::key_text) {
+                    // A key marked encrypted is already an error (check_schema); its value
+                    // stays out of this one too.
+                    Some(_) if hide && schema.encrypt.contains(&k.name) => {
+                        format!("{}=(not shown: marked encrypted)", k.name)
+                    }
+                    v => format!("{}={:?}", k.name, v.unwrap_or_default()),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let key = key_text(false);
         if let Some(first) = seen.get(&key) {
             errors.push(
                 file,
                 Some(line),
-                format!("duplicate key ({key}), first on line {first}"),
+                format!("duplicate key ({}), first on line {first}", key_text(true)),
             );
             continue;
         }
@@ -852,6 +856,154 @@ tables:
                 "orders.jsonl: context.x: unknown placeholder {nope}; use {table}, {attribute} or a key attribute (pk, n)",
                 "orders.jsonl:1: attribute \"secret\" is marked encrypted but is M; only S, N or B can be encrypted",
             ]
+        );
+    }
+
+    /// Every error path an encrypted field's value can reach: the error names the file, the
+    /// item's line and the field, and never quotes the plaintext.
+    #[test]
+    fn errors_about_encrypted_fields_never_quote_their_values() {
+        const CANARY: &str = "CANARY-7f3a9";
+        let big = format!("{CANARY}{}", "x".repeat(410_000));
+        let typed = |secret: &str| {
+            format!(r#"{{"pk": {{"S": "a"}}, "n": {{"N": "1"}}, "secret": {secret}}}"#)
+        };
+        // (case, the data line, the field the error must name; None: about the whole item)
+        let cases: Vec<(&str, String, Option<&str>)> = vec![
+            (
+                "N not a number",
+                typed(&format!(r#"{{"N": "{CANARY}"}}"#)),
+                Some("secret"),
+            ),
+            (
+                "B not base64",
+                typed(&format!(r#"{{"B": "{CANARY}!"}}"#)),
+                Some("secret"),
+            ),
+            (
+                "S not a string",
+                typed(&format!(r#"{{"S": ["{CANARY}"]}}"#)),
+                Some("secret"),
+            ),
+            (
+                "SS duplicate",
+                typed(&format!(r#"{{"SS": ["{CANARY}", "{CANARY}"]}}"#)),
+                Some("secret"),
+            ),
+            (
+                "NS not numbers",
+                typed(&format!(r#"{{"NS": ["{CANARY}"]}}"#)),
+                Some("secret"),
+            ),
+            (
+                "NS duplicate",
+                typed(r#"{"NS": ["1", "1"]}"#),
+                Some("secret"),
+            ),
+            (
+                "nested N",
+                typed(&format!(r#"{{"M": {{"x": {{"N": "{CANARY}"}}}}}}"#)),
+                Some("secret"),
+            ),
+            (
+                "listed N",
+                typed(&format!(r#"{{"L": [{{"N": "{CANARY}"}}]}}"#)),
+                Some("secret"),
+            ),
+            (
+                "unknown type",
+                typed(&format!(r#"{{"X": "{CANARY}"}}"#)),
+                Some("secret"),
+            ),
+            (
+                "not encryptable",
+                typed(&format!(r#"{{"SS": ["{CANARY}"]}}"#)),
+                Some("secret"),
+            ),
+            (
+                "plain map",
+                format!(r#"{{"pk": "a", "n": 1, "secret": {{"v": "{CANARY}"}}}}"#),
+                Some("secret"),
+            ),
+            (
+                "invalid JSON",
+                format!(r#"{{"pk": "a", "n": 1, "secret": "{CANARY}\q"}}"#),
+                None,
+            ),
+            (
+                "oversized",
+                format!(r#"{{"pk": "a", "n": 1, "secret": "{big}"}}"#),
+                None,
+            ),
+        ];
+        let schema = FixtureSchema {
+            encrypt: vec!["secret".into()],
+            ..Default::default()
+        };
+        for (case, data, field) in cases {
+            // Line 1 is a good item in the same format (detected from the first item), so
+            // the bad one is on line 2 of the file.
+            let good = if data.starts_with(r#"{"pk": {"#) {
+                r#"{"pk": {"S": "z"}, "n": {"N": "0"}}"#
+            } else {
+                r#"{"pk": "z", "n": 0}"#
+            };
+            let text = format!("{good}\n{data}\n");
+            let mut errors = Vec::new();
+            parse_file("orders.jsonl", &text, &table(), &schema, &mut errors);
+            let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            assert_eq!(shown.len(), 1, "{case}: {shown:?}");
+            assert!(
+                shown[0].starts_with("orders.jsonl:2: "),
+                "{case}: {shown:?}"
+            );
+            if let Some(f) = field {
+                assert!(shown[0].contains(&format!("{f:?}")), "{case}: {shown:?}");
+            }
+            assert!(
+                !shown[0].contains(CANARY),
+                "{case} leaks the value: {shown:?}"
+            );
+        }
+
+        // A key marked encrypted is refused, and a duplicate of it does not quote it either.
+        let schema = FixtureSchema {
+            encrypt: vec!["pk".into()],
+            ..Default::default()
+        };
+        let line = format!(r#"{{"pk": "{CANARY}", "n": 1}}"#);
+        let mut errors = Vec::new();
+        parse_file(
+            "orders.jsonl",
+            &format!("{line}\n{line}\n"),
+            &table(),
+            &schema,
+            &mut errors,
+        );
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "orders.jsonl: encrypt[0]: \"pk\" is a key attribute of table orders; keys cannot be encrypted",
+                "orders.jsonl:2: duplicate key (pk=(not shown: marked encrypted), n=\"1\"), first on line 1",
+            ]
+        );
+    }
+
+    /// Values of fields that are not encrypted are still quoted: they help fix the file.
+    #[test]
+    fn errors_about_plain_fields_still_quote_their_values() {
+        let mut errors = Vec::new();
+        parse_file(
+            "orders.jsonl",
+            r#"{"pk": {"S": "a"}, "n": {"N": "1"}, "note": {"N": "twelve"}}"#,
+            &table(),
+            &FixtureSchema::default(),
+            &mut errors,
+        );
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["orders.jsonl:1: attribute \"note\": N value \"twelve\" is not a number"]
         );
     }
 

@@ -83,10 +83,22 @@ fn typed_string<'a>(v: &'a Value, what: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("{what} must be a JSON string"))
 }
 
-fn number(v: &Value, at: &str) -> Result<String, String> {
+/// Whether an error may quote the value it is about. A field marked encrypted holds
+/// plaintext that must never reach an error (and so stderr, a Job's log, a condition).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Values {
+    Shown,
+    Hidden,
+}
+
+fn number(v: &Value, at: &str, values: Values) -> Result<String, String> {
     let s = typed_string(v, &format!("{at}: N"))?;
     if valid_number(s) {
         Ok(s.to_string())
+    } else if values == Values::Hidden {
+        Err(format!(
+            "{at}: N value is not a number (value not shown: the attribute is marked encrypted)"
+        ))
     } else {
         Err(format!("{at}: N value {s:?} is not a number"))
     }
@@ -103,6 +115,7 @@ fn set<T>(
     v: &Value,
     at: &str,
     kind: &str,
+    values: Values,
     one: impl Fn(&Value, &str) -> Result<T, String>,
 ) -> Result<Vec<T>, String> {
     let arr = v
@@ -114,7 +127,12 @@ fn set<T>(
     let mut seen = BTreeSet::new();
     for x in arr {
         if !seen.insert(x.to_string()) {
-            return Err(format!("{at}: {kind} has a duplicate value {x}"));
+            return Err(match values {
+                Values::Shown => format!("{at}: {kind} has a duplicate value {x}"),
+                Values::Hidden => format!(
+                    "{at}: {kind} has a duplicate value (not shown: the attribute is marked encrypted)"
+                ),
+            });
         }
     }
     arr.iter()
@@ -123,8 +141,9 @@ fn set<T>(
         .collect()
 }
 
-/// One DynamoDB JSON value (`{"S": "x"}`, `{"M": {...}}`, ...). `at` names it in errors.
-pub fn from_typed(v: &Value, at: &str) -> Result<AttributeValue, String> {
+/// One DynamoDB JSON value (`{"S": "x"}`, `{"M": {...}}`, ...). `at` names it in errors,
+/// which quote the value only when `values` is [`Values::Shown`].
+pub fn from_typed(v: &Value, at: &str, values: Values) -> Result<AttributeValue, String> {
     let obj = v
         .as_object()
         .filter(|o| o.len() == 1)
@@ -132,7 +151,7 @@ pub fn from_typed(v: &Value, at: &str) -> Result<AttributeValue, String> {
     let (t, inner) = obj.iter().next().ok_or_else(|| format!("{at}: empty"))?;
     Ok(match t.as_str() {
         "S" => AttributeValue::S(typed_string(inner, &format!("{at}: S"))?.to_string()),
-        "N" => AttributeValue::N(number(inner, at)?),
+        "N" => AttributeValue::N(number(inner, at, values)?),
         "B" => AttributeValue::B(binary(inner, at)?),
         "BOOL" => AttributeValue::Bool(
             inner
@@ -149,7 +168,7 @@ pub fn from_typed(v: &Value, at: &str) -> Result<AttributeValue, String> {
                 .ok_or_else(|| format!("{at}: M must be a JSON object"))?;
             AttributeValue::M(
                 m.iter()
-                    .map(|(k, v)| Ok((k.clone(), from_typed(v, &format!("{at}.{k}"))?)))
+                    .map(|(k, v)| Ok((k.clone(), from_typed(v, &format!("{at}.{k}"), values)?)))
                     .collect::<Result<_, String>>()?,
             )
         }
@@ -160,15 +179,15 @@ pub fn from_typed(v: &Value, at: &str) -> Result<AttributeValue, String> {
             AttributeValue::L(
                 l.iter()
                     .enumerate()
-                    .map(|(i, v)| from_typed(v, &format!("{at}[{i}]")))
+                    .map(|(i, v)| from_typed(v, &format!("{at}[{i}]"), values))
                     .collect::<Result<_, String>>()?,
             )
         }
-        "SS" => AttributeValue::Ss(set(inner, at, "SS", |x, a| {
+        "SS" => AttributeValue::Ss(set(inner, at, "SS", values, |x, a| {
             Ok(typed_string(x, a)?.to_string())
         })?),
-        "NS" => AttributeValue::Ns(set(inner, at, "NS", number)?),
-        "BS" => AttributeValue::Bs(set(inner, at, "BS", binary)?),
+        "NS" => AttributeValue::Ns(set(inner, at, "NS", values, |x, a| number(x, a, values))?),
+        "BS" => AttributeValue::Bs(set(inner, at, "BS", values, binary)?),
         other => {
             return Err(format!(
                 "{at}: unknown type {other:?} (expected one of {})",
@@ -180,12 +199,28 @@ pub fn from_typed(v: &Value, at: &str) -> Result<AttributeValue, String> {
 
 /// A DynamoDB JSON item: either the attribute map itself or an export line `{"Item": {...}}`.
 pub fn item_from_typed(obj: &Map<String, Value>) -> Result<Item, String> {
+    item_from_typed_hiding(obj, &[])
+}
+
+/// [`item_from_typed`], whose errors never quote the values of the attributes in `hidden`
+/// (a fixture's encrypted fields).
+pub fn item_from_typed_hiding(obj: &Map<String, Value>, hidden: &[String]) -> Result<Item, String> {
     let obj = match obj.get("Item").and_then(Value::as_object) {
         Some(inner) if obj.len() == 1 => inner,
         _ => obj,
     };
     obj.iter()
-        .map(|(k, v)| Ok((k.clone(), from_typed(v, &format!("attribute {k:?}"))?)))
+        .map(|(k, v)| {
+            let values = if hidden.contains(k) {
+                Values::Hidden
+            } else {
+                Values::Shown
+            };
+            Ok((
+                k.clone(),
+                from_typed(v, &format!("attribute {k:?}"), values)?,
+            ))
+        })
         .collect()
 }
 
