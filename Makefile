@@ -11,7 +11,7 @@ export PARITY_TESTENV_DIR ?= $(CURDIR)/.testenv
 TESTENV_BIN := $(PARITY_CACHE)/testenv/bin
 PARITY := $(CARGO_TARGET_DIR)/debug/parity
 
-.PHONY: help build lint unit integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up bench \
+.PHONY: help build lint unit integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up kind-down bench \
 	node-deps images testenv-up-real testenv-selftest-real
 
 help: ## list targets
@@ -107,3 +107,6 @@ kind-up: ## laptop cluster (needs Docker, kind, helm): build + load the image, i
 	kubectl create configmap app-seeds --from-file=examples/fixtures/ --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -f examples/local.yaml
 	kubectl wait --for=condition=Ready penv/dev --timeout=300s
+
+kind-down: ## delete the kind cluster kind-up made (everything in it goes with it, retained keyrings too)
+	kind delete cluster --name $(KIND_CLUSTER)

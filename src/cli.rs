@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
@@ -10,7 +10,19 @@ use crate::telemetry::LogFormat;
 #[command(
     name = "parity",
     version,
-    about = "Make laptops and CI behave like staging"
+    about = "Make laptops and CI behave like staging",
+    after_help = "Examples:
+  parity dev -f examples/local.yaml --mirror-source examples/staging.yaml -- npm test
+                                      process mode: the environment as local processes, then the app
+  parity render -f examples/local.yaml --mirror-source examples/staging.yaml
+                                      every object the operator would create
+  parity status dev -n demo-local     an environment's objects and why it is not Ready
+  parity env dev -n demo-local -o shell
+                                      how an app connects (export lines)
+  parity completion bash > /etc/bash_completion.d/parity
+
+As a kubectl plugin: put a link named kubectl-parity to this binary on PATH
+(ln -s \"$(command -v parity)\" ~/.local/bin/kubectl-parity), then `kubectl parity status dev`."
 )]
 pub struct Cli {
     /// Log format for stderr.
@@ -54,11 +66,36 @@ pub enum Command {
     /// Print how an app connects to an environment in a cluster (its `<env>-connection`
     /// Secret) as dotenv, JSON or shell exports.
     Env(crate::controller::connection::EnvArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Parses the command line. Run as `kubectl-parity` (kubectl's plugin convention), help and
+/// errors say `kubectl parity`.
+pub fn parse() -> Cli {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let as_plugin = std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("kubectl-parity"));
+    let mut cmd = Cli::command();
+    if as_plugin {
+        cmd = cmd.bin_name("kubectl parity");
+    }
+    Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs the chosen subcommand; errors go to stderr with a non-zero exit.
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Completion { shell } => {
+            // Into a buffer: clap_complete panics when stdout is closed early (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "parity", &mut script);
+            exit(std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(Into::into))
+        }
         Command::Version => {
             println!("parity {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

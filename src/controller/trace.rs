@@ -1,8 +1,10 @@
 //! `parity status [NAME]`: an environment, its objects and their state as a tree, and why it
 //! is not Ready (in the spirit of `crossplane beta trace`). Exits 1 when any shown environment
-//! is not Ready, so scripts can use it as a gate.
+//! is not Ready, so scripts can use it as a gate; `--wait` waits for Ready instead.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, ResourceExt};
@@ -11,13 +13,29 @@ use crate::api::{ConditionStatus, ConditionType, ParityEnvironment};
 use crate::resources::{LABEL_ENVIRONMENT, OWNED_KINDS, owned_api_resource};
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  parity status dev -n demo-local        the tree of one environment; exit 1 unless Ready
+  parity status -n ci-1234               every environment of a namespace
+  parity status ci -n ci-1234 --wait --timeout 10m
+                                         wait for Ready, printing each change of state
+  kubectl parity status dev              the same, as a kubectl plugin")]
 pub struct StatusArgs {
     /// Environment name; all environments of the namespace when omitted.
     pub name: Option<String>,
     /// Namespace (default: the kubeconfig's).
     #[arg(short, long)]
     pub namespace: Option<String>,
+    /// Wait until every shown environment is Ready, printing each change of state on stderr;
+    /// exit 1 with the tree if --timeout passes first.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (90s, 5m, 1h).
+    #[arg(long, default_value = "5m", value_parser = crate::duration::parse_duration)]
+    pub timeout: Duration,
 }
+
+/// How often --wait looks again.
+const WAIT_POLL: Duration = Duration::from_secs(2);
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
     let client = Client::try_default().await?;
@@ -26,29 +44,66 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
     let envs: Api<ParityEnvironment> = Api::namespaced(client.clone(), &ns);
-    let list =
-        match &args.name {
+    let started = Instant::now();
+    let mut shown: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let list = match &args.name {
             Some(n) => vec![envs.get_opt(n).await?.ok_or_else(|| {
                 anyhow::anyhow!("ParityEnvironment {n} not found in namespace {ns}")
             })?],
             None => envs.list(&ListParams::default()).await?.items,
         };
-    if list.is_empty() {
-        println!("no ParityEnvironments in namespace {ns}");
-        return Ok(std::process::ExitCode::SUCCESS);
+        if list.is_empty() {
+            println!("no ParityEnvironments in namespace {ns}");
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        let all_ready = list.iter().all(is_ready);
+        let timed_out = started.elapsed() >= args.timeout;
+        if !args.wait || all_ready || timed_out {
+            for env in &list {
+                let objects = owned_objects(&client, &ns, &env.name_any()).await?;
+                print!("{}", render(env, &objects).0);
+            }
+            if args.wait && !all_ready {
+                eprintln!(
+                    "error: not Ready after {}s (--timeout)",
+                    args.timeout.as_secs()
+                );
+            }
+            return Ok(if all_ready {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            });
+        }
+        for env in &list {
+            let line = progress_line(env);
+            if shown.get(&env.name_any()) != Some(&line) {
+                eprintln!("[{:>4}s] {line}", started.elapsed().as_secs());
+                shown.insert(env.name_any(), line);
+            }
+        }
+        tokio::time::sleep(WAIT_POLL).await;
     }
-    let mut all_ready = true;
-    for env in &list {
-        let objects = owned_objects(&client, &ns, &env.name_any()).await?;
-        let (text, ready) = render(env, &objects);
-        all_ready &= ready;
-        print!("{text}");
+}
+
+fn is_ready(env: &ParityEnvironment) -> bool {
+    env.status
+        .as_ref()
+        .and_then(|s| s.condition(ConditionType::Ready))
+        .is_some_and(|c| c.status == ConditionStatus::True)
+}
+
+/// Pure: one line of where an environment stands, for --wait's progress.
+pub fn progress_line(env: &ParityEnvironment) -> String {
+    let ready = env
+        .status
+        .as_ref()
+        .and_then(|s| s.condition(ConditionType::Ready));
+    match ready {
+        Some(c) => format!("{}: {} ({})", env.name_any(), c.reason, c.message),
+        None => format!("{}: not reconciled yet", env.name_any()),
     }
-    Ok(if all_ready {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    })
 }
 
 async fn owned_objects(client: &Client, ns: &str, env: &str) -> anyhow::Result<Vec<DynamicObject>> {
@@ -116,7 +171,7 @@ pub fn render(env: &ParityEnvironment, objects: &[DynamicObject]) -> (String, bo
     let mut out = String::new();
     let status = env.status.clone().unwrap_or_default();
     let ready = status.condition(ConditionType::Ready);
-    let is_ready = ready.is_some_and(|c| c.status == ConditionStatus::True);
+    let is_ready = is_ready(env);
     let _ = writeln!(
         out,
         "ParityEnvironment {}/{}  tier={} level={}  Ready={} ({})",
@@ -237,6 +292,25 @@ mod tests {
         assert!(
             text.contains("Not Ready because: DynamoDBReady: waiting for the DynamoDB Deployment"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn wait_progress_names_the_reason_and_message() {
+        assert_eq!(progress_line(&env(None)), "dev: not reconciled yet");
+        let mut st = ParityEnvironmentStatus::default();
+        st.conditions.push(Condition::new(
+            ConditionType::Ready,
+            ConditionStatus::False,
+            "KeyServiceStarting",
+            "waiting for the key service",
+            Some(1),
+        ));
+        let e = env(Some(st));
+        assert!(!is_ready(&e));
+        assert_eq!(
+            progress_line(&e),
+            "dev: KeyServiceStarting (waiting for the key service)"
         );
     }
 
