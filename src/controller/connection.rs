@@ -86,6 +86,11 @@ fn secret_strings(s: Option<Secret>) -> BTreeMap<String, Zeroizing<String>> {
 /// Print how an app connects to an environment in a cluster (from its `<env>-connection`
 /// Secret): the same variables `parity dev` writes to `.parity/<env>/.env`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  parity env dev -n demo-local                  dotenv with in-cluster URLs
+  eval \"$(parity env dev -n demo-local --host -o shell)\"
+                                                kind: localhost URLs (kind-config.yaml's ports)
+  parity env ci -n ci-1234 -o json >> ci.json   JSON for a CI step")]
 pub struct EnvArgs {
     /// The ParityEnvironment.
     pub name: String,

@@ -33,7 +33,15 @@ use supervise::Program;
 
 /// Run an environment as local processes and connect an app to it.
 #[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  parity dev -f examples/local.yaml --mirror-source examples/staging.yaml
+                                      run until Ctrl-C; the app reads .parity/dev/.env
+  parity dev -f examples/ci.yaml --mirror-source examples/staging.yaml -- cargo test
+                                      start, run the app's tests against it, stop; their exit code
+  parity dev status --env dev         what runs and where"
+)]
 pub struct DevArgs {
     #[command(subcommand)]
     pub action: Option<DevAction>,

@@ -14,6 +14,9 @@ pub const RENDER_PLACEHOLDER_UID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Print every object the operator would create for the ParityEnvironment(s) in a file.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  parity render -f examples/local.yaml --mirror-source examples/staging.yaml
+  parity render -f examples/ci.yaml --mirror-source examples/staging.yaml | kubectl diff -f -")]
 pub struct RenderArgs {
     /// YAML file with one or more ParityEnvironment documents (`-` for stdin).
     #[arg(short = 'f', long = "filename")]
