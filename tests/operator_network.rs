@@ -12,7 +12,11 @@ use serde_json::{Value, json};
 use support::penv::*;
 use support::wait::until;
 
-const POLICIES: [&str; 3] = ["dev-dashboard-ingress", "dev-dynamodb-ingress", "dev-kms-ingress"];
+const POLICIES: [&str; 3] = [
+    "dev-dashboard-ingress",
+    "dev-dynamodb-ingress",
+    "dev-kms-ingress",
+];
 
 async fn policy_names(api: &Api<NetworkPolicy>) -> Result<Vec<String>, String> {
     let mut v: Vec<String> = api
@@ -62,7 +66,9 @@ async fn serving_pods_admit_their_namespace_only_until_the_spec_opts_out() {
             "{name}: {owners:?}"
         );
         assert_eq!(
-            p.labels().get("app.kubernetes.io/managed-by").map(String::as_str),
+            p.labels()
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
             Some("parity-operator"),
             "{name}"
         );
@@ -95,8 +101,12 @@ async fn serving_pods_admit_their_namespace_only_until_the_spec_opts_out() {
     wait_policies(&policies, &[]).await;
 
     // And back.
-    envs.patch("dev", &PatchParams::default(), &Patch::Merge(patch("Namespace")))
-        .await
-        .expect("patch Namespace");
+    envs.patch(
+        "dev",
+        &PatchParams::default(),
+        &Patch::Merge(patch("Namespace")),
+    )
+    .await
+    .expect("patch Namespace");
     wait_policies(&policies, &POLICIES).await;
 }
