@@ -223,8 +223,6 @@ async fn load_items<'a>(
     who: &Requester,
 ) -> Result<(&'a Table, Vec<ItemRow>, Option<String>, u32), ApiError> {
     let table = app.table(table_name)?;
-    app.audit
-        .write(&who.record(Action::Table, &table.name, None, None, "ok"));
     let limit = q.limit.unwrap_or(app.page_size);
     if limit == 0 || limit > MAX_PAGE_SIZE {
         return Err(ApiError::BadRequest(format!(
@@ -234,6 +232,9 @@ async fn load_items<'a>(
     let page = dynamo::scan_page(&app.ddb, table, limit, q.token.as_deref(), q.key.as_deref())
         .await
         .map_err(upstream)??;
+    // Audited once DynamoDB answered: that is when data was read.
+    app.audit
+        .write(&who.record(Action::Table, &table.name, None, None, "ok"));
     let rows = futures::stream::iter(page.items)
         .map(|item| async move {
             let attributes = view_item(app, table, who, &item).await;
