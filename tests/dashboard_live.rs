@@ -308,12 +308,19 @@ async fn the_tailer_resumes_after_dynamodb_errors_without_losing_changes() {
 
     // Back: the change made during the outage arrives, then a later one, each once.
     proxy.restore();
+    let restored = Instant::now();
     put_order("ORDER#after").await.unwrap();
     let mut got = Vec::new();
     while got.len() < 2 {
         let c = next_json(&mut orders, Duration::from_secs(30))
             .await
             .unwrap_or_else(|| panic!("after {got:?}, nothing more:\n{}", d.output()));
+        if got.is_empty() {
+            println!(
+                "restored to the outage's change delivered: {:?}",
+                restored.elapsed()
+            );
+        }
         got.push(c["key"]["sk"].as_str().unwrap().to_string());
     }
     assert_eq!(got, ["ORDER#during", "ORDER#after"]);
