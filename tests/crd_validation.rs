@@ -74,6 +74,16 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
     };
     vec![
         (
+            "trusted-proxy-not-a-network",
+            json!({"tier": "CI", "dashboard": {"trustedProxies": ["10.0.0.0/8", "proxy.example"]}}),
+            "spec.dashboard.trustedProxies: each entry must be an IP network",
+        ),
+        (
+            "egress-cidr-bad-prefix",
+            json!({"tier": "Staging", "parityLevel": 1, "keys": kms, "dynamodb": {"external": {"endpoint": "https://dynamodb.eu-west-1.amazonaws.com", "region": "eu-west-1", "egressCidrs": ["10.0.0.0/33"]}}}),
+            "spec.dynamodb.external.egressCidrs: each entry must be an IP network",
+        ),
+        (
             "decrypt-ci",
             json!({"tier": "CI", "dashboard": {"decryption": "Server"}}),
             "spec.dashboard.decryption: Server is allowed only when spec.tier is Local",
@@ -273,4 +283,18 @@ async fn api_server_accepts_the_examples() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[tokio::test]
+async fn api_server_accepts_networks_and_single_addresses_where_cidrs_are_asked() {
+    let (_ns, api) = setup("crd-cidrs").await;
+    api.create(
+        &PostParams::default(),
+        &manifest(
+            "proxies",
+            json!({"tier": "CI", "dashboard": {"trustedProxies": ["10.0.0.0/8", "127.0.0.1", "fd00::/8"], "allowedHosts": ["dash.example.com", "*"]}, "network": {"ingress": "Any"}}),
+        ),
+    )
+    .await
+    .expect("networks, addresses and host names are accepted");
 }

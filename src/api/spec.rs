@@ -372,7 +372,7 @@ pub struct SeedSpec {
     pub config_map_ref: LocalObjectRef,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalDynamoDb {
     /// e.g. `https://dynamodb.eu-west-1.amazonaws.com`.
@@ -385,6 +385,7 @@ pub struct ExternalDynamoDb {
     /// address on the endpoint's port, which an IP rule cannot tell from AWS KMS's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 43)))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c) || isIP(c))").message("spec.dynamodb.external.egressCidrs: each entry must be an IP network such as 10.0.0.0/16 (or one address)"))]
     pub egress_cidrs: Vec<String>,
 }
 
@@ -529,7 +530,7 @@ fn default_secrets_path() -> String {
     "/".to_string()
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DashboardSpec {
     /// Run the dashboard (from parityLevel 2).
@@ -556,6 +557,7 @@ pub struct DashboardSpec {
     /// user in the dashboard's audit log. Empty: the header is ignored (`anonymous`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16), inner(length(min = 1, max = 43)))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c) || isIP(c))").message("spec.dashboard.trustedProxies: each entry must be an IP network such as 10.0.0.0/8 (or one address)"))]
     pub trusted_proxies: Vec<String>,
 }
 
