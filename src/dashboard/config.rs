@@ -157,6 +157,10 @@ pub enum ConfigError {
         "--allowed-origin {0:?}: must be scheme://host[:port] with scheme http or https, no path"
     )]
     AllowedOrigin(String),
+    #[error(
+        "--allowed-host {0:?}: must be a host name without port or scheme (e.g. dash.example.com), or *"
+    )]
+    AllowedHost(String),
 }
 
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -185,6 +189,12 @@ pub fn check(args: &DashboardArgs) -> Result<(), ConfigError> {
     }
     if !(16..=1 << 20).contains(&args.ws_max_message_bytes) {
         return Err(ConfigError::WsMaxMessage(args.ws_max_message_bytes));
+    }
+    if let Some(bad) = args.allowed_hosts.iter().find(|h| {
+        let h = h.trim();
+        h.is_empty() || (h != "*" && h.contains([':', '/', '*', '@', ' ']))
+    }) {
+        return Err(ConfigError::AllowedHost(bad.clone()));
     }
     if let Some(bad) = args.allowed_origins.iter().find(|o| !valid_origin(o)) {
         return Err(ConfigError::AllowedOrigin(bad.clone()));
@@ -319,6 +329,14 @@ mod tests {
                 "--allowed-origin \"dash.example.com\"",
             ),
             (["--allowed-origin", "https://a/b"], "--allowed-origin"),
+            (
+                ["--allowed-host", "dash.example.com:8443"],
+                "--allowed-host \"dash.example.com:8443\": must be a host name without port",
+            ),
+            (
+                ["--allowed-host", "http://dash"],
+                "--allowed-host \"http://dash\"",
+            ),
         ] {
             let err = check(&parse(&flags).unwrap()).unwrap_err().to_string();
             assert!(err.contains(want), "{flags:?}: {err}");
