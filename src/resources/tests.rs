@@ -803,3 +803,37 @@ fn staging_dashboards_use_the_sdk_credential_chain_local_and_ci_static_keys() {
     );
     assert_eq!(envs["PARITY_DASHBOARD_TRUSTED_PROXIES"], "10.0.0.0/8");
 }
+
+#[test]
+fn each_ingress_policy_opens_the_port_its_pods_listen_on() {
+    let env = with_spec(
+        &local(3),
+        serde_json::json!({"secrets": {"schema": {"name": "s", "key": "k"}}}),
+    );
+    let objs = build(&env);
+    let ps = policies(&objs);
+    let mut checked = 0;
+    for (name, t) in pod_templates(&objs) {
+        let Some(component) = name.strip_prefix("dev-") else {
+            continue;
+        };
+        let Some(p) = ps.get(&format!("dev-{component}-ingress")) else {
+            continue;
+        };
+        let ports: Vec<i64> = t.spec.as_ref().unwrap().containers[0]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| i64::from(p.container_port))
+            .collect();
+        assert_eq!(
+            p["ingress"][0]["ports"][0]["port"]
+                .as_i64()
+                .map(|p| vec![p]),
+            Some(ports),
+            "{name}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "kms, dynamodb, secrets-api, dashboard");
+}
