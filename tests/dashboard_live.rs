@@ -324,7 +324,23 @@ async fn the_tailer_resumes_after_dynamodb_errors_without_losing_changes() {
         got.push(c["key"]["sk"].as_str().unwrap().to_string());
     }
     assert_eq!(got, ["ORDER#during", "ORDER#after"]);
-    // The reader that had seen nothing yet is still there too.
+    // The reader that had seen nothing yet is still there too. It resumes from LATEST (it
+    // had no sequence number), so write once it says it has.
+    support::wait::until(
+        "the customers reader resumed",
+        Duration::from_secs(30),
+        || async {
+            let out = d.output();
+            if out[mark..].lines().any(|l| {
+                l.contains("live feed: resumed reading the shard") && l.contains("table=customers")
+            }) {
+                Ok(())
+            } else {
+                Err(out[mark..].to_string())
+            }
+        },
+    )
+    .await;
     env.ddb()
         .put_item()
         .table_name("customers")

@@ -88,7 +88,12 @@ struct ShardReader {
     last_sequence: Option<String>,
     /// The shard ended (split); its children come from describe.
     closed: bool,
+    /// After failed re-opens: not before then (doubling to [`MAX_REOPEN_DELAY`]), so an
+    /// outage costs a few calls and log lines, not one per poll.
+    reopen_at: Option<(Instant, Duration)>,
 }
+
+const MAX_REOPEN_DELAY: Duration = Duration::from_secs(2);
 
 pub struct Tailer {
     pub ddb: aws_sdk_dynamodb::Client,
@@ -166,6 +171,7 @@ impl Tailer {
                                     iterator,
                                     last_sequence: None,
                                     closed: false,
+                                    reopen_at: None,
                                 });
                             }
                         }
@@ -231,6 +237,11 @@ impl Tailer {
     /// Reads one batch of the shard and publishes it; returns the number of records.
     async fn poll_shard(&self, arn: &str, table: &Table, r: &mut ShardReader) -> usize {
         let Some(it) = r.iterator.clone() else {
+            if let Some((at, _)) = r.reopen_at
+                && Instant::now() < at
+            {
+                return 0;
+            }
             // Lost the iterator after an error: resume after the last record seen (or, with
             // none seen yet, from now: the shard was read from LATEST anyway).
             r.iterator = match r.last_sequence.clone() {
@@ -246,6 +257,18 @@ impl Tailer {
                 None => {
                     self.iterator(arn, &r.shard_id, ShardIteratorType::Latest, None)
                         .await
+                }
+            };
+            if r.iterator.is_some() {
+                tracing::info!(table = %table.name, shard = %r.shard_id, after = ?r.last_sequence, "live feed: resumed reading the shard");
+            }
+            r.reopen_at = match (&r.iterator, r.reopen_at) {
+                (Some(_), _) => None,
+                (None, prev) => {
+                    let delay = prev
+                        .map(|(_, d)| (d * 2).min(MAX_REOPEN_DELAY))
+                        .unwrap_or(self.poll);
+                    Some((Instant::now() + delay, delay))
                 }
             };
             return 0;
