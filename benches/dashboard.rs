@@ -88,7 +88,7 @@ async fn fanout_server() {
     let topology = Topology::from_yaml_str(TOPOLOGY).unwrap();
     let table = topology.tables[0].clone();
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let app = dashboard::build(&w.args, topology, Default::default(), stop_rx);
+    let app = dashboard::build(&w.args, topology, Default::default(), stop_rx).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("LISTEN {}", listener.local_addr().unwrap());
     let hub = app.hub.clone();

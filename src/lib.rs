@@ -2,6 +2,7 @@
 //! secrets and a dashboard that mirror staging. See docs/architecture.md.
 
 pub mod api;
+pub mod cidr;
 pub mod cli;
 pub mod connection;
 pub mod controller;

@@ -2,6 +2,7 @@
 //! field of [`TierProfile`]; the only `match` on [`Tier`] is in [`profile`].
 
 use crate::api::{KeyProvider, KeySource, PersistenceMode, Tier};
+use crate::dashboard::config::CredentialSource;
 
 /// What runs at one parity level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,10 @@ pub struct TierProfile {
     pub dashboard_decryption_allowed: bool,
     /// NetworkPolicies that cut the dashboard off from the key service.
     pub isolate_dashboard_from_kms: bool,
+    /// Where the dashboard's DynamoDB credentials come from: a static pair where DynamoDB is
+    /// an emulator (and, in Local, the key service's pair), the AWS SDK's default chain
+    /// (IRSA, EKS pod identity) where it is AWS.
+    pub dashboard_credentials: CredentialSource,
     pub ttl_allowed: bool,
     pub mirror_allowed: bool,
     /// Other environments may copy this one's topology (spec.mirror.from).
@@ -87,6 +92,7 @@ static LOCAL: TierProfile = TierProfile {
     key_sources: &[KeySource::Generated, KeySource::Seeded],
     dashboard_decryption_allowed: true,
     isolate_dashboard_from_kms: false,
+    dashboard_credentials: CredentialSource::Static,
     ttl_allowed: false,
     mirror_allowed: true,
     mirror_source: false,
@@ -103,6 +109,7 @@ static CI: TierProfile = TierProfile {
     key_sources: &[KeySource::Generated, KeySource::Seeded],
     dashboard_decryption_allowed: false,
     isolate_dashboard_from_kms: true,
+    dashboard_credentials: CredentialSource::Static,
     ttl_allowed: true,
     mirror_allowed: true,
     mirror_source: false,
@@ -119,6 +126,7 @@ static STAGING: TierProfile = TierProfile {
     key_sources: &[],
     dashboard_decryption_allowed: false,
     isolate_dashboard_from_kms: true,
+    dashboard_credentials: CredentialSource::DefaultChain,
     ttl_allowed: false,
     mirror_allowed: false,
     mirror_source: true,
@@ -179,6 +187,23 @@ mod tests {
             assert!(c(3).sdk_wire);
             assert_eq!(c(7), c(3));
         }
+    }
+
+    #[test]
+    fn only_staging_dashboards_use_the_sdk_credential_chain() {
+        for tier in Tier::ALL {
+            let p = profile(tier);
+            // Static keys only where DynamoDB is an emulator in the cluster.
+            assert_eq!(
+                p.dashboard_credentials == CredentialSource::DefaultChain,
+                p.dynamodb == DynamoPlacement::External,
+                "{tier:?}"
+            );
+        }
+        assert_eq!(
+            profile(Tier::Staging).dashboard_credentials,
+            CredentialSource::DefaultChain
+        );
     }
 
     #[test]

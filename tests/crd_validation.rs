@@ -275,3 +275,17 @@ async fn api_server_accepts_the_examples() {
         );
     }
 }
+
+#[tokio::test]
+async fn api_server_accepts_networks_and_single_addresses_where_cidrs_are_asked() {
+    let (_ns, api) = setup("crd-cidrs").await;
+    api.create(
+        &PostParams::default(),
+        &manifest(
+            "proxies",
+            json!({"tier": "CI", "dashboard": {"trustedProxies": ["10.0.0.0/8", "127.0.0.1", "fd00::/8"], "allowedHosts": ["dash.example.com", "*"]}, "network": {"ingress": "Any"}}),
+        ),
+    )
+    .await
+    .expect("networks, addresses and host names are accepted");
+}

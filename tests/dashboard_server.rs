@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::dashboard::{CANARY, Dashboard, Env, ORDERS, XSS_NAME, XSS_VALUE, run_to_exit};
+use support::dashboard::{
+    CANARY, Dashboard, Env, ORDERS, XSS_NAME, XSS_VALUE, audit_lines, run_to_exit,
+};
 
 #[test]
 fn tests_run_our_own_binary() {
@@ -132,7 +134,10 @@ async fn the_key_filter_keeps_only_matching_partition_keys() {
 #[tokio::test]
 async fn server_mode_in_local_decrypts_through_the_key_service_and_audits_without_the_value() {
     let env = Env::start();
-    let d = Dashboard::start(&env.server_args()).await;
+    let mut args = env.server_args();
+    // The test client is the "proxy" here.
+    args.extend(["--trusted-proxy".into(), "127.0.0.1/32".into()]);
+    let d = Dashboard::start(&args).await;
 
     let item = d
         .get_as("/api/tables/customers/item?pk=42", "alice@example.com")
@@ -157,34 +162,28 @@ async fn server_mode_in_local_decrypts_through_the_key_service_and_audits_withou
 
     // One audit line per decryption: who, table, key, attribute; the key service was used.
     // The server writes it and a capture thread reads it: wait for the later one to arrive.
-    support::wait::until("bob's audit line", Duration::from_secs(10), || async {
-        let out = d.output();
-        if out
-            .lines()
-            .any(|l| l.contains("parity::audit") && l.contains("\"bob (via "))
+    let audits = support::wait::until("bob's audit line", Duration::from_secs(10), || async {
+        let audits = audit_lines(&d.output());
+        if audits
+            .iter()
+            .any(|a| a["who"] == "bob" && a["action"] == "decrypt")
         {
-            Ok(())
+            Ok(audits)
         } else {
-            Err("not captured yet".to_string())
+            Err(audits)
         }
     })
     .await;
-    let out = d.output();
-    let audits: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("parity::audit"))
-        .collect();
+    let decrypts: Vec<&Value> = audits.iter().filter(|a| a["action"] == "decrypt").collect();
     assert!(
-        audits
-            .iter()
-            .any(|l| l.contains("\"alice@example.com (via 127.0.0.1:")
-                && l.contains("table=\"customers\"")
-                && l.contains("key=\"id=42\"")
-                && l.contains("attribute=\"card\"")
-                && l.contains("outcome=\"decrypted\"")),
-        "{out}"
+        decrypts.iter().any(|a| a["who"] == "alice@example.com"
+            && a["peer"].as_str().unwrap().starts_with("127.0.0.1:")
+            && a["table"] == "customers"
+            && a["key"] == "id=42"
+            && a["attribute"] == "card"
+            && a["outcome"] == "decrypted"),
+        "{audits:?}"
     );
-    assert!(audits.iter().any(|l| l.contains("\"bob (via ")), "{out}");
     assert!(env.kms.output().contains("Decrypt"), "{}", env.kms.output());
 
     // The plaintext is nowhere else: not in logs (debug level), not in metrics.
@@ -241,7 +240,14 @@ async fn disabled_mode_shows_envelope_metadata_only() {
                 "plaintext shown with {mode}:\n{text}"
             );
         }
-        assert!(!d.output().contains("parity::audit"), "{}", d.output());
+        // Reads are audited; no decryption is.
+        assert!(
+            !audit_lines(&d.output())
+                .iter()
+                .any(|a| a["action"] == "decrypt"),
+            "{}",
+            d.output()
+        );
     }
     // No key service was asked for a decryption.
     assert!(!env.kms.output().contains("TrentService.Decrypt"));
@@ -373,4 +379,318 @@ async fn readiness_waits_for_dynamodb_and_sigterm_shuts_down_cleanly() {
     assert!(d.output().contains("shutting down"));
     let _ = moto.kill();
     let _ = moto.wait();
+}
+
+#[tokio::test]
+async fn audit_lines_are_written_with_rust_log_off_and_never_hold_the_plaintext() {
+    let env = Env::start();
+    let mut args = env.server_args();
+    args.extend(["--trusted-proxy".into(), "127.0.0.1/32".into()]);
+    let d = Dashboard::start_silent(&args).await;
+    let item: Value = d
+        .get_as("/api/tables/customers/item?pk=42", "carol@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(item["attributes"]["card"]["value"], CANARY, "{item}");
+    assert_eq!(
+        d.get_as("/api/tables/orders/items?limit=5", "carol@example.com")
+            .await
+            .status(),
+        200
+    );
+    let audits = support::wait::until("three audit lines", Duration::from_secs(10), || async {
+        let audits = audit_lines(&d.output());
+        if audits.len() >= 3 {
+            Ok(audits)
+        } else {
+            Err(d.output())
+        }
+    })
+    .await;
+    let what: Vec<(&str, &str)> = audits
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap(), a["table"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        what,
+        [
+            ("item", "customers"),
+            ("decrypt", "customers"),
+            ("table", "orders")
+        ],
+        "{audits:?}"
+    );
+    for a in &audits {
+        assert_eq!(a["who"], "carol@example.com", "{a}");
+        // When: an RFC 3339 time.
+        let t: jiff::Timestamp = a["time"].as_str().unwrap().parse().unwrap();
+        assert!(t <= jiff::Timestamp::now());
+    }
+    assert_eq!(audits[1]["attribute"], "card");
+    assert_eq!(audits[1]["outcome"], "decrypted");
+    // RUST_LOG=off: nothing but audit lines, and never the value.
+    let out = d.output();
+    assert!(
+        out.lines()
+            .all(|l| l.contains("\"target\":\"parity::audit\"")),
+        "{out}"
+    );
+    assert!(!out.contains("canary-d45b"), "{out}");
+}
+
+/// `who` of the first item read in `d`'s audit log.
+async fn item_auditee(d: &Dashboard) -> String {
+    support::wait::until("an item audit line", Duration::from_secs(10), || async {
+        match audit_lines(&d.output())
+            .into_iter()
+            .find(|a| a["action"] == "item")
+        {
+            Some(a) => Ok(a["who"].as_str().unwrap().to_string()),
+            None => Err(d.output()),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn forwarded_users_are_believed_only_from_trusted_proxies() {
+    let env = Env::start();
+    // No trusted proxy (the default): the header is anyone's to send, so it is ignored.
+    let d = Dashboard::start(&env.args("ci")).await;
+    assert_eq!(
+        d.get_as("/api/tables/customers/item?pk=42", "mallory")
+            .await
+            .status(),
+        200
+    );
+    let who = item_auditee(&d).await;
+    assert_eq!(who, "anonymous");
+    // Trusted networks that do not hold the peer: still ignored.
+    let mut args = env.args("ci");
+    args.extend(["--trusted-proxy".into(), "10.0.0.0/8".into()]);
+    let d = Dashboard::start(&args).await;
+    d.get_as("/api/tables/customers/item?pk=42", "mallory")
+        .await;
+    let who = item_auditee(&d).await;
+    assert_eq!(who, "anonymous");
+    // From a trusted proxy (loopback here): the proxy's user.
+    let mut args = env.args("ci");
+    args.extend(["--trusted-proxy".into(), "127.0.0.0/8,::1".into()]);
+    let d = Dashboard::start(&args).await;
+    d.get_with(
+        "/api/tables/customers/item?pk=42",
+        &[("X-Forwarded-Email", "dora@example.com")],
+    )
+    .await;
+    let who = item_auditee(&d).await;
+    assert_eq!(who, "dora@example.com");
+}
+
+#[tokio::test]
+async fn unknown_hosts_get_421_and_cross_site_websockets_403() {
+    let env = Env::start();
+    let mut args = env.args("ci");
+    args.extend(["--allowed-host".into(), "dash.example.com".into()]);
+    let d = Dashboard::start(&args).await;
+    let port = d.addr.rsplit(':').next().unwrap().to_string();
+    // DNS rebinding: the attacker's name, resolving here, is refused on every path.
+    for path in [
+        "/",
+        "/api/tables",
+        "/api/tables/customers/item?pk=42",
+        "/ws",
+    ] {
+        for host in [
+            "evil.example",
+            &format!("evil.example:{port}"),
+            "localhost.evil.example",
+        ] {
+            let r = d.get_with(path, &[("Host", host)]).await;
+            assert_eq!(r.status(), 421, "{path} Host {host}");
+            let body: Value = r.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().starts_with("Host:"),
+                "{body}"
+            );
+        }
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "dash.example.com".to_string(),
+        "DASH.example.com:443".to_string(),
+        // A Service's ClusterIP, a kubelet probe to the pod IP.
+        "10.96.0.10:8080".to_string(),
+    ] {
+        assert_eq!(
+            d.get_with("/api/tables", &[("Host", &host)]).await.status(),
+            200,
+            "Host {host}"
+        );
+    }
+
+    // WebSockets: the page's own origin and non-browser clients are served; a page of another
+    // origin is refused before the upgrade.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let ws = |origin: Option<String>| {
+        let mut req = format!("ws://{}/ws", d.addr).into_client_request().unwrap();
+        if let Some(o) = origin {
+            req.headers_mut().insert("Origin", o.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+    };
+    assert!(ws(None).await.is_ok());
+    assert!(ws(Some(format!("http://{}", d.addr))).await.is_ok());
+    for origin in [
+        "http://evil.example".to_string(),
+        format!("http://localhost:{port}"),
+        "http://127.0.0.1:1".to_string(),
+        "null".to_string(),
+    ] {
+        match ws(Some(origin.clone())).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert_eq!(r.status(), 403, "Origin {origin}")
+            }
+            other => panic!("Origin {origin}: {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_live_feed_caps_clients_and_the_size_of_what_they_send() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let env = Env::start();
+    let mut args = env.args("ci");
+    args.extend([
+        "--max-clients".into(),
+        "2".into(),
+        "--ws-max-message-bytes".into(),
+        "1024".into(),
+    ]);
+    let d = Dashboard::start(&args).await;
+    let url = format!("ws://{}/ws", d.addr);
+    let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (b, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), 503);
+            let body = String::from_utf8(r.body().clone().unwrap_or_default()).unwrap();
+            assert!(body.contains("--max-clients"), "{body}");
+        }
+        other => panic!("a third client: {:?}", other.map(|(_, r)| r.status())),
+    }
+    // A place comes free when a client leaves.
+    drop(b);
+    let (mut c, _) = support::wait::until("a free place", Duration::from_secs(10), || async {
+        tokio_tungstenite::connect_async(&url)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+
+    // A small message is ignored; the connection stays up (a ping is answered).
+    let hello = a.next().await.unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("hello"));
+    a.send(Message::text("x".repeat(100))).await.unwrap();
+    a.send(Message::Ping(b"still there".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = loop {
+        match tokio::time::timeout(Duration::from_secs(10), a.next()).await {
+            Ok(Some(Ok(Message::Pong(p)))) => break p,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no pong: {other:?}"),
+        }
+    };
+    assert_eq!(&pong[..], b"still there");
+    // One over the limit closes the connection with 1009.
+    let hello = c.next().await.unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("hello"));
+    c.send(Message::text("x".repeat(2048))).await.unwrap();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), c.next()).await {
+            Ok(Some(Ok(Message::Close(f)))) => break f,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    let close = close.expect("a close frame with a code");
+    assert_eq!(close.code, CloseCode::Size, "{close:?}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+    let env = Env::start();
+    let mut d = Dashboard::start(&env.server_args()).await;
+    // Hold the key service still, so the item request hangs in its Decrypt call.
+    let kms_pid = env.kms.pid().to_string();
+    let signal = |sig: &str, pid: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP", &kms_pid);
+    let url = format!("{}/api/tables/customers/item?pk=42", d.url);
+    let request = tokio::spawn(async move {
+        let r = reqwest::get(url).await.map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, body))
+    });
+    // In flight: the item was read (its audit line), its decryption waits on the key service.
+    support::wait::until(
+        "the item request in flight",
+        Duration::from_secs(20),
+        || async {
+            if audit_lines(&d.output())
+                .iter()
+                .any(|a| a["action"] == "item")
+            {
+                Ok(())
+            } else {
+                Err(d.output())
+            }
+        },
+    )
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &d.pid().to_string()])
+        .status();
+    support::wait::until(
+        "the dashboard shutting down",
+        Duration::from_secs(10),
+        || async {
+            if d.output().contains("shutting down") {
+                Ok(())
+            } else {
+                Err(d.output())
+            }
+        },
+    )
+    .await;
+    // It must not have answered yet, nor exited.
+    assert!(
+        !request.is_finished(),
+        "answered while the key service was stopped"
+    );
+    signal("-CONT", &kms_pid);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(30), request)
+        .await
+        .expect("the in-flight request finished")
+        .unwrap()
+        .expect("a response");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["attributes"]["card"]["kind"], "decrypted", "{body}");
+    let exit = d
+        .terminate(Duration::from_secs(20))
+        .expect("exit after SIGTERM");
+    assert!(exit.success(), "{exit}\n{}", d.output());
 }

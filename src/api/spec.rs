@@ -141,6 +141,28 @@ pub struct ParityEnvironmentSpec {
     /// Scale every workload to zero, keeping data and keys.
     #[serde(default)]
     pub suspend: bool,
+
+    /// Who may connect to the environment's pods.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub network: NetworkSpec,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// Namespace (default): NetworkPolicies let only pods of the environment's namespace
+    /// connect to DynamoDB, the key service, secrets-api and the dashboard (and any client
+    /// to a NodePort'd Service, when the operator runs with NodePorts). Any: no such policy;
+    /// outside Local the key service still refuses dashboards.
+    #[serde(default)]
+    pub ingress: IngressMode,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum IngressMode {
+    #[default]
+    Namespace,
+    Any,
 }
 
 fn default_parity_level() -> i32 {
@@ -374,7 +396,7 @@ pub struct SeedSpec {
     pub config_map_ref: LocalObjectRef,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalDynamoDb {
     /// e.g. `https://dynamodb.eu-west-1.amazonaws.com`.
@@ -382,6 +404,13 @@ pub struct ExternalDynamoDb {
     pub endpoint: String,
     #[schemars(length(min = 1, max = 32), regex(pattern = AWS_REGION))]
     pub region: String,
+    /// Networks (CIDR) the dashboard may reach DynamoDB on, e.g. the addresses of a DynamoDB
+    /// VPC endpoint (and of STS's, with IRSA). Without them the dashboard's egress is any
+    /// address on the endpoint's port, which an IP rule cannot tell from AWS KMS's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 43)))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c) || isIP(c))").message("spec.dynamodb.external.egressCidrs: each entry must be an IP network such as 10.0.0.0/16 (or one address)"))]
+    pub egress_cidrs: Vec<String>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -527,7 +556,7 @@ fn default_secrets_path() -> String {
     "/".to_string()
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DashboardSpec {
     /// Run the dashboard (from parityLevel 2).
@@ -538,6 +567,24 @@ pub struct DashboardSpec {
     /// readers such as kubectl turn an unquoted Off into false.)
     #[serde(default)]
     pub decryption: Decryption,
+    /// Host names (an Ingress's, say) the dashboard answers to besides localhost, IP
+    /// addresses and its Service's DNS names; requests for other names get 421 (DNS
+    /// rebinding). `*` allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(
+            length(min = 1, max = 253),
+            regex(pattern = r"^(\*|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$")
+        )
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Networks (CIDR) of the authenticating proxies whose X-Forwarded-User header names the
+    /// user in the dashboard's audit log. Empty: the header is ignored (`anonymous`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 43)))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c) || isIP(c))").message("spec.dashboard.trustedProxies: each entry must be an IP network such as 10.0.0.0/8 (or one address)"))]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for DashboardSpec {
@@ -545,6 +592,8 @@ impl Default for DashboardSpec {
         DashboardSpec {
             enabled: true,
             decryption: Decryption::Disabled,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

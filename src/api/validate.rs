@@ -83,6 +83,8 @@ impl ValidatedSpec {
 }
 
 /// Validates an environment. Every error names its field and how to fix it.
+static EMPTY: Vec<String> = Vec::new();
+
 pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError>> {
     let mut errors = Vec::new();
     let spec = &env.spec;
@@ -123,6 +125,27 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
             "spec.dashboard.decryption",
             format!("Server is not allowed for tier {tier} (zero-knowledge outside Local): set it to Disabled"),
         ));
+    }
+
+    let cidr_lists = [
+        (
+            "spec.dashboard.trustedProxies",
+            &spec.dashboard.trusted_proxies,
+        ),
+        (
+            "spec.dynamodb.external.egressCidrs",
+            match &spec.dynamodb.external {
+                Some(e) => &e.egress_cidrs,
+                None => &EMPTY,
+            },
+        ),
+    ];
+    for (field, list) in cidr_lists {
+        for (i, c) in list.iter().enumerate() {
+            if let Err(reason) = c.parse::<crate::cidr::Cidr>() {
+                errors.push(FieldError::new(format!("{field}[{i}]"), reason));
+            }
+        }
     }
 
     let ttl = match &spec.ttl {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::access::Cidr;
 use crate::duration::parse_duration;
 use crate::dynamo::connect::AwsArgs;
 use crate::dynamo::seed::FixtureSchema;
@@ -76,6 +77,63 @@ pub struct DashboardArgs {
     /// How often each stream shard is polled.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     pub stream_poll: Duration,
+    /// Where DynamoDB credentials come from: `static` (AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, for emulators), or `default-chain`, the AWS SDK's default
+    /// provider chain (IRSA web identity, EKS pod identity, instance profile; Staging).
+    #[arg(long, env = "PARITY_AWS_CREDENTIALS", value_enum, default_value_t = CredentialSource::Static)]
+    pub aws_credentials: CredentialSource,
+    /// Further Host names the dashboard answers to (besides localhost and IP literals);
+    /// `*` allows any. Other names get 421, against DNS rebinding.
+    #[arg(
+        long = "allowed-host",
+        env = "PARITY_DASHBOARD_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Further origins (`https://dash.example.com`) whose pages may open the live feed,
+    /// besides the page's own (Origin equal to Host). For proxies that rewrite Host.
+    #[arg(
+        long = "allowed-origin",
+        env = "PARITY_DASHBOARD_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Networks (CIDR) of the authenticating proxies whose X-Forwarded-User (and
+    /// X-Auth-Request-User, X-Remote-User, X-Forwarded-Email) headers name the user in the
+    /// audit log. None by default: the headers are ignored and the user is `anonymous`.
+    #[arg(
+        long = "trusted-proxy",
+        env = "PARITY_DASHBOARD_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+    /// Live-feed (WebSocket) clients served at once; the next gets 503.
+    #[arg(long, default_value_t = 256)]
+    pub max_clients: usize,
+    /// Largest WebSocket message (and frame) a client may send, in bytes; the page sends
+    /// none, so a larger one closes the connection (1009).
+    #[arg(long, default_value_t = 4096)]
+    pub ws_max_message_bytes: usize,
+}
+
+/// Where the dashboard's AWS credentials come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CredentialSource {
+    /// The access key pair of the flags and environment (emulators accept any).
+    Static,
+    /// The AWS SDK's default chain: environment, web identity (IRSA), EKS pod identity,
+    /// profile, instance metadata.
+    DefaultChain,
+}
+
+impl CredentialSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialSource::Static => "static",
+            CredentialSource::DefaultChain => "default-chain",
+        }
+    }
 }
 
 /// Why a configuration is refused. Names the flag and the reason.
@@ -91,6 +149,18 @@ pub enum ConfigError {
     PageSize(u32),
     #[error("--client-queue must be 1..=65536, got {0}")]
     ClientQueue(usize),
+    #[error("--max-clients must be 1..=65536, got {0}")]
+    MaxClients(usize),
+    #[error("--ws-max-message-bytes must be 16..=1048576, got {0}")]
+    WsMaxMessage(usize),
+    #[error(
+        "--allowed-origin {0:?}: must be scheme://host[:port] with scheme http or https, no path"
+    )]
+    AllowedOrigin(String),
+    #[error(
+        "--allowed-host {0:?}: must be a host name without port or scheme (e.g. dash.example.com), or *"
+    )]
+    AllowedHost(String),
 }
 
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -114,7 +184,32 @@ pub fn check(args: &DashboardArgs) -> Result<(), ConfigError> {
     if args.client_queue == 0 || args.client_queue > 65536 {
         return Err(ConfigError::ClientQueue(args.client_queue));
     }
+    if args.max_clients == 0 || args.max_clients > 65536 {
+        return Err(ConfigError::MaxClients(args.max_clients));
+    }
+    if !(16..=1 << 20).contains(&args.ws_max_message_bytes) {
+        return Err(ConfigError::WsMaxMessage(args.ws_max_message_bytes));
+    }
+    if let Some(bad) = args.allowed_hosts.iter().find(|h| {
+        let h = h.trim();
+        h.is_empty() || (h != "*" && h.contains([':', '/', '*', '@', ' ']))
+    }) {
+        return Err(ConfigError::AllowedHost(bad.clone()));
+    }
+    if let Some(bad) = args.allowed_origins.iter().find(|o| !valid_origin(o)) {
+        return Err(ConfigError::AllowedOrigin(bad.clone()));
+    }
     Ok(())
+}
+
+fn valid_origin(o: &str) -> bool {
+    let o = o.trim_end_matches('/');
+    match o.split_once("://") {
+        Some(("http" | "https", authority)) => {
+            !authority.is_empty() && !authority.contains(['/', '?', '#', '@', ' '])
+        }
+        _ => false,
+    }
 }
 
 pub fn check_decryption(
@@ -204,6 +299,65 @@ mod tests {
             check_decryption(TierArg::Local, DecryptionMode::Server, Some(" ")),
             Err(ConfigError::MissingKmsEndpoint)
         );
+    }
+
+    #[test]
+    fn limits_and_origins_are_checked_naming_the_flag() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: DashboardArgs,
+        }
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["parity", "--topology", "t.yaml", "--tier", "ci"];
+            argv.extend(extra);
+            Cli::try_parse_from(argv).map(|c| c.args)
+        };
+        assert_eq!(check(&parse(&[]).unwrap()), Ok(()));
+        for (flags, want) in [
+            (
+                ["--max-clients", "0"],
+                "--max-clients must be 1..=65536, got 0",
+            ),
+            (
+                ["--ws-max-message-bytes", "1"],
+                "--ws-max-message-bytes must be",
+            ),
+            (
+                ["--allowed-origin", "dash.example.com"],
+                "--allowed-origin \"dash.example.com\"",
+            ),
+            (["--allowed-origin", "https://a/b"], "--allowed-origin"),
+            (
+                ["--allowed-host", "dash.example.com:8443"],
+                "--allowed-host \"dash.example.com:8443\": must be a host name without port",
+            ),
+            (
+                ["--allowed-host", "http://dash"],
+                "--allowed-host \"http://dash\"",
+            ),
+        ] {
+            let err = check(&parse(&flags).unwrap()).unwrap_err().to_string();
+            assert!(err.contains(want), "{flags:?}: {err}");
+        }
+        let ok = parse(&[
+            "--allowed-origin",
+            "https://dash.example.com/,http://x:8080",
+        ])
+        .unwrap();
+        assert_eq!(check(&ok), Ok(()));
+        // A bad network is refused by the parser, naming the flag and the value.
+        let err = parse(&["--trusted-proxy", "10.0.0.0/33"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("--trusted-proxy") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
+        let a = parse(&["--trusted-proxy", "10.0.0.0/8,fd00::/8"]).unwrap();
+        assert_eq!(a.trusted_proxies.len(), 2);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Server-mode decryption through the environment's key service, one audit line per attempt
-//! (who, table, key, attribute, outcome; never the value).
+//! Server-mode decryption through the environment's key service. The caller writes one audit
+//! line per attempt (src/dashboard/audit.rs).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,14 +18,6 @@ use crate::dynamo::seed::fixture::render_context;
 pub struct Decryptor {
     encryptor: Encryptor<KmsKeyProvider>,
     schemas: BTreeMap<String, FixtureSchema>,
-}
-
-/// Who asked, what was opened, and how it went; logged on the `parity::audit` target.
-pub struct AuditEntry<'a> {
-    pub who: &'a str,
-    pub table: &'a str,
-    pub key: &'a str,
-    pub attribute: &'a str,
 }
 
 impl Decryptor {
@@ -58,9 +50,9 @@ impl Decryptor {
     }
 
     /// Turns an `Encrypted` view into `Decrypted` (or keeps it encrypted with the reason).
+    /// The caller writes the audit line (who asked is known there).
     pub async fn open(
         &self,
-        audit: &AuditEntry<'_>,
         stored: &[u8],
         context: BTreeMap<String, String>,
         view: &mut DashboardEnvelope,
@@ -76,15 +68,6 @@ impl Decryptor {
         };
         match result {
             Ok(plaintext) => {
-                tracing::info!(
-                    target: "parity::audit",
-                    who = ?audit.who,
-                    table = ?audit.table,
-                    key = ?audit.key,
-                    attribute = ?audit.attribute,
-                    outcome = "decrypted",
-                    "decryption"
-                );
                 view.kind = Kind::Decrypted;
                 view.value = Some(match String::from_utf8(plaintext) {
                     Ok(s) => Value::String(s),
@@ -93,16 +76,9 @@ impl Decryptor {
                 true
             }
             Err(reason) => {
-                tracing::warn!(
-                    target: "parity::audit",
-                    who = ?audit.who,
-                    table = ?audit.table,
-                    key = ?audit.key,
-                    attribute = ?audit.attribute,
-                    outcome = "failed",
-                    %reason,
-                    "decryption"
-                );
+                // The reason comes from the key service or the envelope parser: ids and
+                // codes, never the value.
+                tracing::warn!(%reason, "decryption failed");
                 view.error = Some(format!("not decrypted: {reason}"));
                 false
             }

@@ -14,6 +14,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use serde_json::{Map, Value};
 
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+use super::config::CredentialSource;
 use crate::dynamo::connect::{AwsArgs, error_chain};
 use crate::dynamo::seed::item::{self, Item};
 use crate::dynamo::topology::{AttributeType, KeyAttribute, Table};
@@ -24,21 +27,36 @@ const MAX_SCANS_PER_PAGE: usize = 20;
 /// Items a filtered Scan call reads.
 const FILTERED_READ: usize = 1000;
 
-fn credentials(aws: &AwsArgs) -> Credentials {
-    Credentials::new(
-        aws.access_key_id.clone(),
-        aws.secret_access_key.expose().to_string(),
-        aws.session_token.as_ref().map(|t| t.expose().to_string()),
-        None,
-        "parity-dashboard",
-    )
+/// The credentials DynamoDB and Streams calls are signed with: the static pair of the flags
+/// (emulators), or the SDK's default chain (IRSA web identity, EKS pod identity, instance
+/// profile), which refreshes them itself.
+pub async fn credentials(source: CredentialSource, aws: &AwsArgs) -> SharedCredentialsProvider {
+    match source {
+        CredentialSource::Static => SharedCredentialsProvider::new(Credentials::new(
+            aws.access_key_id.clone(),
+            aws.secret_access_key.expose().to_string(),
+            aws.session_token.as_ref().map(|t| t.expose().to_string()),
+            None,
+            "parity-dashboard",
+        )),
+        CredentialSource::DefaultChain => SharedCredentialsProvider::new(
+            aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                .region(Region::new(aws.region.clone()))
+                .build()
+                .await,
+        ),
+    }
 }
 
-pub fn dynamodb_client(endpoint: Option<&str>, aws: &AwsArgs) -> Client {
+pub fn dynamodb_client(
+    endpoint: Option<&str>,
+    aws: &AwsArgs,
+    credentials: SharedCredentialsProvider,
+) -> Client {
     let mut b = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(aws.region.clone()))
-        .credentials_provider(credentials(aws))
+        .credentials_provider(credentials)
         .retry_config(RetryConfig::standard().with_max_attempts(2))
         .timeout_config(
             TimeoutConfig::builder()
@@ -52,12 +70,16 @@ pub fn dynamodb_client(endpoint: Option<&str>, aws: &AwsArgs) -> Client {
     Client::from_conf(b.build())
 }
 
-pub fn streams_client(endpoint: Option<&str>, aws: &AwsArgs) -> aws_sdk_dynamodbstreams::Client {
+pub fn streams_client(
+    endpoint: Option<&str>,
+    aws: &AwsArgs,
+    credentials: SharedCredentialsProvider,
+) -> aws_sdk_dynamodbstreams::Client {
     use aws_sdk_dynamodbstreams::config as c;
     let mut b = c::Builder::new()
         .behavior_version(c::BehaviorVersion::latest())
         .region(c::Region::new(aws.region.clone()))
-        .credentials_provider(credentials(aws))
+        .credentials_provider(credentials)
         .retry_config(c::retry::RetryConfig::standard().with_max_attempts(2))
         .timeout_config(
             c::timeout::TimeoutConfig::builder()

@@ -3,7 +3,9 @@
 //! service, each decryption audited), and follow changes live over a WebSocket fed by
 //! DynamoDB Streams. docs/dashboard.md describes the pages, the API and the rules.
 
+pub mod access;
 pub mod assets;
+pub mod audit;
 pub mod config;
 pub mod decrypt;
 pub mod dynamo;
@@ -44,16 +46,17 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("--listen {}", args.listen))?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = build(&args, topology, schemas, stop_rx);
+    let app = build(&args, topology, schemas, stop_rx).await;
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
         tier = args.tier.as_str(),
         decryption = ?args.decryption,
+        credentials = args.aws_credentials.as_str(),
         tables = app.tables.len(),
         "parity dashboard listening"
     );
-    let tasks = start_background(&app, &args);
+    let tasks = start_background(&app, &args).await;
     serve(listener, app, async move {
         crate::signal::shutdown().await;
         tracing::info!("shutting down");
@@ -66,14 +69,15 @@ pub async fn run(args: DashboardArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The shared state for `args` (no I/O yet).
-pub fn build(
+/// The shared state for `args` (no I/O yet, except what the credential chain reads).
+pub async fn build(
     args: &DashboardArgs,
     topology: Topology,
     schemas: std::collections::BTreeMap<String, crate::dynamo::seed::FixtureSchema>,
     shutdown: watch::Receiver<bool>,
 ) -> Arc<server::App> {
-    let ddb = dynamo::dynamodb_client(args.dynamodb_endpoint.as_deref(), &args.aws);
+    let credentials = dynamo::credentials(args.aws_credentials, &args.aws).await;
+    let ddb = dynamo::dynamodb_client(args.dynamodb_endpoint.as_deref(), &args.aws, credentials);
     let decryptor = match (args.decryption, &args.kms_endpoint) {
         (DecryptionMode::Server, Some(endpoint)) => Some(decrypt::Decryptor::new(
             endpoint,
@@ -96,15 +100,23 @@ pub fn build(
         tier: args.tier,
         notice: args.notice.clone(),
         shutdown,
+        hosts: access::HostPolicy::new(&args.allowed_hosts),
+        allowed_origins: args.allowed_origins.clone(),
+        trusted_proxies: args.trusted_proxies.clone(),
+        audit: audit::AuditLog::stderr(),
+        live_clients: Default::default(),
+        max_clients: args.max_clients,
+        ws_max_message_bytes: args.ws_max_message_bytes,
     })
 }
 
 /// Readiness probe loop, then the stream tailers.
-pub fn start_background(
+pub async fn start_background(
     app: &Arc<server::App>,
     args: &DashboardArgs,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let streams = dynamo::streams_client(args.dynamodb_endpoint.as_deref(), &args.aws);
+    let credentials = dynamo::credentials(args.aws_credentials, &args.aws).await;
+    let streams = dynamo::streams_client(args.dynamodb_endpoint.as_deref(), &args.aws, credentials);
     let tailer = Arc::new(tailer::Tailer {
         ddb: app.ddb.clone(),
         streams,

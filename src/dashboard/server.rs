@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
+use axum::http::Uri;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Json, Response};
@@ -20,9 +21,11 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::access::{self, Cidr, HostPolicy};
 use super::assets;
+use super::audit::{Action, AuditLog, Record};
 use super::config::{DecryptionMode, MAX_PAGE_SIZE, TierArg};
-use super::decrypt::{AuditEntry, Decryptor};
+use super::decrypt::Decryptor;
 use super::dynamo::{self, QueryError, key_label};
 use super::html::{self, ItemRow, ItemsView, PageMeta, TableSummary};
 use super::hub::Hub;
@@ -51,9 +54,52 @@ pub struct App {
     pub notice: Option<String>,
     /// Flips to true on shutdown: live-feed connections close with "service restart".
     pub shutdown: watch::Receiver<bool>,
+    pub hosts: HostPolicy,
+    pub allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<Cidr>,
+    pub audit: AuditLog,
+    /// Live-feed connections now open (or upgrading), against `max_clients`.
+    pub live_clients: Arc<AtomicUsize>,
+    pub max_clients: usize,
+    pub ws_max_message_bytes: usize,
+}
+
+/// Who is asking: the audit log's `who` (a trusted proxy's user, or `anonymous`) and the
+/// peer address.
+pub struct Requester {
+    pub who: String,
+    pub peer: SocketAddr,
+}
+
+impl Requester {
+    fn record<'a>(
+        &'a self,
+        action: Action,
+        table: &'a str,
+        key: Option<&'a str>,
+        attribute: Option<&'a str>,
+        outcome: &'a str,
+    ) -> Record<'a> {
+        Record {
+            who: &self.who,
+            peer: self.peer,
+            action,
+            table: Some(table),
+            key,
+            attribute,
+            outcome,
+        }
+    }
 }
 
 impl App {
+    fn requester(&self, headers: &HeaderMap, peer: SocketAddr) -> Requester {
+        Requester {
+            who: access::who(headers, peer, &self.trusted_proxies),
+            peer,
+        }
+    }
+
     fn table(&self, name: &str) -> Result<&Table, ApiError> {
         self.tables
             .iter()
@@ -120,20 +166,6 @@ fn upstream(e: anyhow::Error) -> ApiError {
     ApiError::Upstream(format!("{e:#}"))
 }
 
-/// Who is asking, for the audit line: the authenticating proxy's user header when it is
-/// sane, else the peer address.
-pub fn who(headers: &HeaderMap, peer: SocketAddr) -> String {
-    for name in ["x-forwarded-user", "x-auth-request-user", "x-remote-user"] {
-        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            let v = v.trim();
-            if !v.is_empty() && v.len() <= 256 && v.chars().all(|c| !c.is_control()) {
-                return format!("{v} (via {peer})");
-            }
-        }
-    }
-    peer.to_string()
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub struct ItemsQuery {
     pub key: Option<String>,
@@ -151,7 +183,7 @@ pub struct ItemQuery {
 async fn view_item(
     app: &App,
     table: &Table,
-    who: &str,
+    who: &Requester,
     item: &Item,
 ) -> BTreeMap<String, DashboardEnvelope> {
     let label = key_label(table, item);
@@ -163,13 +195,15 @@ async fn view_item(
             && let (Some(dec), AttributeValue::B(bytes)) = (&app.decryptor, value)
         {
             let ctx = dec.context(&table.name, name, item);
-            let audit = AuditEntry {
-                who,
-                table: &table.name,
-                key: &label,
-                attribute: name,
-            };
-            let ok = dec.open(&audit, bytes.as_ref(), ctx, &mut v).await;
+            let ok = dec.open(bytes.as_ref(), ctx, &mut v).await;
+            let outcome = if ok { "decrypted" } else { "failed" };
+            app.audit.write(&who.record(
+                Action::Decrypt,
+                &table.name,
+                Some(&label),
+                Some(name),
+                outcome,
+            ));
             app.metrics
                 .decryptions
                 .get_or_create(&OutcomeLabels {
@@ -186,7 +220,7 @@ async fn load_items<'a>(
     app: &'a App,
     table_name: &str,
     q: &ItemsQuery,
-    who: &str,
+    who: &Requester,
 ) -> Result<(&'a Table, Vec<ItemRow>, Option<String>, u32), ApiError> {
     let table = app.table(table_name)?;
     let limit = q.limit.unwrap_or(app.page_size);
@@ -198,6 +232,9 @@ async fn load_items<'a>(
     let page = dynamo::scan_page(&app.ddb, table, limit, q.token.as_deref(), q.key.as_deref())
         .await
         .map_err(upstream)??;
+    // Audited once DynamoDB answered: that is when data was read.
+    app.audit
+        .write(&who.record(Action::Table, &table.name, None, None, "ok"));
     let rows = futures::stream::iter(page.items)
         .map(|item| async move {
             let attributes = view_item(app, table, who, &item).await;
@@ -224,7 +261,7 @@ async fn load_item<'a>(
     app: &'a App,
     table_name: &str,
     q: &ItemQuery,
-    who: &str,
+    who: &Requester,
 ) -> Result<(&'a Table, String, BTreeMap<String, DashboardEnvelope>), ApiError> {
     let table = app.table(table_name)?;
     let item = dynamo::get_item(&app.ddb, table, &q.pk, q.sk.as_deref())
@@ -232,6 +269,8 @@ async fn load_item<'a>(
         .map_err(upstream)??
         .ok_or_else(|| ApiError::NotFound(format!("no item with that key in {table_name}")))?;
     let label = key_label(table, &item);
+    app.audit
+        .write(&who.record(Action::Item, &table.name, Some(&label), None, "ok"));
     let attrs = view_item(app, table, who, &item).await;
     Ok((table, label, attrs))
 }
@@ -276,7 +315,7 @@ async fn items_html(
     Path(table): Path<String>,
     Query(q): Query<ItemsQuery>,
 ) -> Response {
-    let who = who(&headers, peer);
+    let who = app.requester(&headers, peer);
     match load_items(&app, &table, &q, &who).await {
         Ok((table, rows, next, limit)) => Html(html::items_page(
             &app.meta(),
@@ -300,7 +339,7 @@ async fn items_api(
     Path(table): Path<String>,
     Query(q): Query<ItemsQuery>,
 ) -> Response {
-    let who = who(&headers, peer);
+    let who = app.requester(&headers, peer);
     match load_items(&app, &table, &q, &who).await {
         Ok((_, rows, next, _)) => {
             let items: Vec<_> = rows
@@ -320,7 +359,7 @@ async fn item_html(
     Path(table): Path<String>,
     Query(q): Query<ItemQuery>,
 ) -> Response {
-    let who = who(&headers, peer);
+    let who = app.requester(&headers, peer);
     match load_item(&app, &table, &q, &who).await {
         Ok((table, label, attrs)) => {
             Html(html::item_page(&app.meta(), table, &label, &attrs)).into_response()
@@ -336,7 +375,7 @@ async fn item_api(
     Path(table): Path<String>,
     Query(q): Query<ItemQuery>,
 ) -> Response {
-    let who = who(&headers, peer);
+    let who = app.requester(&headers, peer);
     match load_item(&app, &table, &q, &who).await {
         Ok((_, label, attrs)) => Json(json!({ "key": label, "attributes": attrs })).into_response(),
         Err(e) => e.json(),
@@ -350,9 +389,26 @@ pub struct WsQuery {
 
 async fn ws(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
     Query(q): Query<WsQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or(""));
+    if !access::origin_allowed(
+        origin,
+        access::request_host(&headers, &uri),
+        &app.allowed_origins,
+    ) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "Origin: the live feed is only served to this dashboard's own pages (or --allowed-origin)" })),
+        )
+            .into_response();
+    }
     let wanted: Option<Vec<String>> = q.tables.as_deref().filter(|t| !t.is_empty()).map(|t| {
         t.split(',')
             .map(str::trim)
@@ -365,7 +421,53 @@ async fn ws(
     {
         return ApiError::NotFound(format!("tables: {unknown:?} is not in the topology")).json();
     }
-    upgrade.on_upgrade(move |socket| live_feed(app, socket, wanted))
+    let Some(slot) = LiveSlot::take(&app.live_clients, app.max_clients) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+            Json(json!({ "error": format!("the live feed serves at most {} clients (--max-clients); try again later", app.max_clients) })),
+        )
+            .into_response();
+    };
+    let who = app.requester(&headers, peer);
+    let tables_text = wanted.as_ref().map(|w| w.join(","));
+    app.audit.write(&Record {
+        who: &who.who,
+        peer,
+        action: Action::Live,
+        table: tables_text.as_deref(),
+        key: None,
+        attribute: None,
+        outcome: "ok",
+    });
+    upgrade
+        .max_message_size(app.ws_max_message_bytes)
+        .max_frame_size(app.ws_max_message_bytes)
+        .on_upgrade(move |socket| async move {
+            live_feed(app, socket, wanted).await;
+            drop(slot);
+        })
+}
+
+/// One of `--max-clients` live-feed places, given back on drop (also when the upgrade
+/// never completes).
+struct LiveSlot(Arc<AtomicUsize>);
+
+impl LiveSlot {
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<LiveSlot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| LiveSlot(count.clone()))
+    }
+}
+
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 async fn live_feed(app: Arc<App>, socket: WebSocket, tables: Option<Vec<String>>) {
@@ -417,7 +519,17 @@ async fn live_feed(app: Arc<App>, socket: WebSocket, tables: Option<Vec<String>>
                 ok = matches!(tokio::time::timeout(WS_SEND_TIMEOUT, send).await, Ok(Ok(())));
             }
             frame = incoming.next() => match frame {
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(WsMessage::Close(_))) | None => break,
+                // Over --ws-max-message-bytes (or a protocol error): say why, then go.
+                Some(Err(e)) => {
+                    // tungstenite's CapacityError ("Space limit exceeded: Message too long");
+                    // axum does not re-export the type to match on.
+                    let too_big = e.to_string().contains("Space limit exceeded");
+                    tracing::debug!(error = %e, "live-feed client read failed");
+                    let (code, reason) = if too_big { (1009, "message too big") } else { (1002, "protocol error") };
+                    let _ = tokio::time::timeout(WS_SEND_TIMEOUT, sink.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() })))).await;
+                    break;
+                }
                 Some(Ok(_)) => {}
             },
         }
@@ -454,6 +566,20 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Refuses requests whose Host is not one of ours (DNS rebinding: a page of another site
+/// whose name now resolves here would otherwise read this dashboard as its own origin).
+async fn host_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let host = access::request_host(req.headers(), req.uri()).unwrap_or("");
+    if !app.hosts.allows(host) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            Json(json!({ "error": "Host: not a name this dashboard answers to (add it with --allowed-host / spec.dashboard.allowedHosts)" })),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
@@ -513,27 +639,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), host_guard))
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn who_is_the_proxy_user_with_the_peer_or_the_peer_alone() {
-        let peer: SocketAddr = "10.0.0.7:5000".parse().unwrap();
-        let mut h = HeaderMap::new();
-        assert_eq!(who(&h, peer), "10.0.0.7:5000");
-        h.insert("x-forwarded-user", HeaderValue::from_static("alice"));
-        assert_eq!(who(&h, peer), "alice (via 10.0.0.7:5000)");
-        // Control characters could forge audit lines: ignored.
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-forwarded-user",
-            HeaderValue::from_bytes(b"mallory\tx").unwrap(),
-        );
-        assert_eq!(who(&h, peer), "10.0.0.7:5000");
-    }
 }

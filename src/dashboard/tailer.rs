@@ -83,9 +83,17 @@ pub fn change_message(
 
 struct ShardReader {
     shard_id: String,
+    /// None after an error: the next poll asks for a new one.
     iterator: Option<String>,
     last_sequence: Option<String>,
+    /// The shard ended (split); its children come from describe.
+    closed: bool,
+    /// After failed re-opens: not before then (doubling to [`MAX_REOPEN_DELAY`]), so an
+    /// outage costs a few calls and log lines, not one per poll.
+    reopen_at: Option<(Instant, Duration)>,
 }
+
+const MAX_REOPEN_DELAY: Duration = Duration::from_secs(2);
 
 pub struct Tailer {
     pub ddb: aws_sdk_dynamodb::Client,
@@ -162,6 +170,8 @@ impl Tailer {
                                     shard_id: id,
                                     iterator,
                                     last_sequence: None,
+                                    closed: false,
+                                    reopen_at: None,
                                 });
                             }
                         }
@@ -183,7 +193,9 @@ impl Tailer {
             for r in readers.iter_mut() {
                 behind |= self.poll_shard(&arn, &table, r).await >= self.batch();
             }
-            readers.retain(|r| r.iterator.is_some() || r.last_sequence.is_some());
+            // Only ended shards go. A reader whose iterator was lost to an error stays: it
+            // is known to describe, which would never hand it out again.
+            readers.retain(|r| !r.closed);
             // A full batch means more is waiting: read on at once instead of sleeping.
             if !behind {
                 tokio::time::sleep(self.poll).await;
@@ -225,17 +237,40 @@ impl Tailer {
     /// Reads one batch of the shard and publishes it; returns the number of records.
     async fn poll_shard(&self, arn: &str, table: &Table, r: &mut ShardReader) -> usize {
         let Some(it) = r.iterator.clone() else {
-            // Lost the iterator after an error: resume after the last record seen.
-            if let Some(seq) = r.last_sequence.clone() {
-                r.iterator = self
-                    .iterator(
+            if let Some((at, _)) = r.reopen_at
+                && Instant::now() < at
+            {
+                return 0;
+            }
+            // Lost the iterator after an error: resume after the last record seen (or, with
+            // none seen yet, from now: the shard was read from LATEST anyway).
+            r.iterator = match r.last_sequence.clone() {
+                Some(seq) => {
+                    self.iterator(
                         arn,
                         &r.shard_id,
                         ShardIteratorType::AfterSequenceNumber,
                         Some(&seq),
                     )
-                    .await;
+                    .await
+                }
+                None => {
+                    self.iterator(arn, &r.shard_id, ShardIteratorType::Latest, None)
+                        .await
+                }
+            };
+            if r.iterator.is_some() {
+                tracing::info!(table = %table.name, shard = %r.shard_id, after = ?r.last_sequence, "live feed: resumed reading the shard");
             }
+            r.reopen_at = match (&r.iterator, r.reopen_at) {
+                (Some(_), _) => None,
+                (None, prev) => {
+                    let delay = prev
+                        .map(|(_, d)| (d * 2).min(MAX_REOPEN_DELAY))
+                        .unwrap_or(self.poll);
+                    Some((Instant::now() + delay, delay))
+                }
+            };
             return 0;
         };
         let limit = self.batch() as i32;
@@ -272,19 +307,12 @@ impl Tailer {
                 }
                 // None: the shard is closed (split); its children come from describe.
                 r.iterator = out.next_shard_iterator;
-                if r.iterator.is_none() {
-                    r.last_sequence = None;
-                }
+                r.closed = r.iterator.is_none();
                 n
             }
             Err(e) => {
                 tracing::warn!(table = %table.name, shard = %r.shard_id, error = %error_chain(&e), "live feed: get records failed");
                 r.iterator = None;
-                if r.last_sequence.is_none() {
-                    r.iterator = self
-                        .iterator(arn, &r.shard_id, ShardIteratorType::Latest, None)
-                        .await;
-                }
                 0
             }
         }

@@ -17,6 +17,7 @@ use super::{
     KMS_SECRET_ACCESS_KEY_KEY, SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, endpoints, plan,
 };
 use crate::api::{Decryption, Tier, ValidatedSpec};
+use crate::dashboard::config::CredentialSource;
 use crate::tier::TierProfile;
 
 /// Whether this environment's dashboard decrypts: asked for, and allowed by the tier.
@@ -58,8 +59,38 @@ pub fn dashboard_deployment(
     if decrypts && let Some(kms) = &ep.kms {
         args.extend(["--kms-endpoint".to_string(), kms.clone()]);
     }
-    let mut envs = vec![env_var("AWS_REGION", region(env))];
-    if decrypts && plan(env, profile).kms {
+    args.extend([
+        "--aws-credentials".to_string(),
+        profile.dashboard_credentials.as_str().to_string(),
+    ]);
+    // The Service's DNS names (DNS rebinding protection refuses unknown Hosts), then the
+    // spec's. In the environment, not the arguments: `parity dev` reuses the arguments
+    // and has no Service.
+    let service = names::dashboard(&env.name);
+    let ns = &env.namespace;
+    let hosts: Vec<String> = [
+        service.clone(),
+        format!("{service}.{ns}"),
+        format!("{service}.{ns}.svc"),
+        format!("{service}.{ns}.svc.cluster.local"),
+    ]
+    .into_iter()
+    .chain(env.spec.dashboard.allowed_hosts.iter().cloned())
+    .collect();
+    let mut envs = vec![
+        env_var("AWS_REGION", region(env)),
+        env_var("PARITY_DASHBOARD_ALLOWED_HOSTS", hosts.join(",")),
+    ];
+    if !env.spec.dashboard.trusted_proxies.is_empty() {
+        envs.push(env_var(
+            "PARITY_DASHBOARD_TRUSTED_PROXIES",
+            env.spec.dashboard.trusted_proxies.join(","),
+        ));
+    }
+    if profile.dashboard_credentials == CredentialSource::DefaultChain {
+        // No static keys: the SDK's chain finds the pod's identity (IRSA's web identity
+        // token, EKS pod identity) on its own.
+    } else if decrypts && plan(env, profile).kms {
         // Signs calls to the key service (and DynamoDB Local, which accepts any key).
         envs.push(credential_env(
             env,

@@ -126,8 +126,9 @@ pub mod names {
     pub fn service_account(env: &str, component: super::Component) -> String {
         format!("{env}-{}", component.as_str())
     }
-    pub fn kms_ingress_policy(env: &str) -> String {
-        format!("{env}-kms-ingress")
+    /// `<env>-kms-ingress`, `<env>-dynamodb-ingress`, ...
+    pub fn ingress_policy(env: &str, component: super::Component) -> String {
+        format!("{env}-{}-ingress", component.as_str())
     }
     pub fn dashboard_egress_policy(env: &str) -> String {
         format!("{env}-dashboard-egress")

@@ -28,7 +28,7 @@ pub use keyring::{
 };
 pub use kms::{kms_deployment, kms_service};
 pub use meta::*;
-pub use network_policy::{dashboard_egress_policy, kms_ingress_policy};
+pub use network_policy::{dashboard_egress_policy, has_ingress_policy, ingress_policy};
 pub use object::{OWNED_KINDS, Object, owned_api_resource};
 pub use render::{
     RENDER_PLACEHOLDER_UID, RenderArgs, mirror_sources, render_yaml, run, validated_environments,
@@ -117,7 +117,8 @@ pub struct Plan {
     pub dashboard: bool,
     /// `parity secrets-api` over the generated secrets (level 3, provider Local, a schema).
     pub secrets_api: bool,
-    pub kms_ingress_policy: bool,
+    /// Components that get an `<env>-<component>-ingress` NetworkPolicy.
+    pub ingress_policies: [Option<meta::Component>; 4],
     pub dashboard_egress_policy: bool,
 }
 
@@ -137,7 +138,13 @@ pub fn plan(env: &ValidatedSpec, profile: &TierProfile) -> Plan {
         dynamodb_pod,
         dashboard,
         secrets_api,
-        kms_ingress_policy: kms && profile.isolate_dashboard_from_kms,
+        ingress_policies: [
+            (kms, meta::Component::Kms),
+            (dynamodb_pod, meta::Component::DynamoDb),
+            (secrets_api, meta::Component::SecretsApi),
+            (dashboard, meta::Component::Dashboard),
+        ]
+        .map(|(runs, c)| (runs && has_ingress_policy(env, profile, c)).then_some(c)),
         dashboard_egress_policy: dashboard && profile.isolate_dashboard_from_kms,
     }
 }
@@ -161,8 +168,8 @@ pub fn build_all(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext)
             out.push(Object::ServiceAccount(service_account(env, c)));
         }
     }
-    if plan.kms_ingress_policy {
-        out.push(Object::NetworkPolicy(kms_ingress_policy(env, profile)));
+    for c in plan.ingress_policies.into_iter().flatten() {
+        out.push(Object::NetworkPolicy(ingress_policy(env, profile, ctx, c)));
     }
     if plan.dashboard_egress_policy {
         out.push(Object::NetworkPolicy(dashboard_egress_policy(env, profile)));

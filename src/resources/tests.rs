@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use super::*;
@@ -109,6 +111,9 @@ fn local_level2_objects_in_apply_order() {
             "ServiceAccount/dev-dynamodb".into(),
             "ServiceAccount/dev-bootstrap".into(),
             "ServiceAccount/dev-dashboard".into(),
+            "NetworkPolicy/dev-kms-ingress".into(),
+            "NetworkPolicy/dev-dynamodb-ingress".into(),
+            "NetworkPolicy/dev-dashboard-ingress".into(),
             "Secret/dev-keyring".into(),
             "Secret/dev-kms-credentials".into(),
             "ConfigMap/dev-topology".into(),
@@ -154,6 +159,7 @@ fn staging_runs_no_dynamodb_no_bootstrap_and_no_keyring() {
         names,
         vec![
             "ServiceAccount/staging-dashboard".to_string(),
+            "NetworkPolicy/staging-dashboard-ingress".into(),
             "NetworkPolicy/staging-dashboard-egress".into(),
             "ConfigMap/staging-topology".into(),
             "Deployment/staging-dashboard".into(),
@@ -522,4 +528,312 @@ fn only_a_decrypting_dashboard_mounts_the_seed_schemas() {
         assert_eq!(args.contains(&"--seeds".to_string()), decrypts, "{args:?}");
         assert_eq!(mounts_seed, decrypts, "{spec:?}");
     }
+}
+
+fn policies(objs: &[Object]) -> BTreeMap<String, serde_json::Value> {
+    objs.iter()
+        .filter_map(|o| match o {
+            Object::NetworkPolicy(p) => Some((
+                p.metadata.name.clone().unwrap(),
+                serde_json::to_value(p.spec.as_ref().unwrap()).unwrap(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn with_spec(env: &ValidatedSpec, patch: serde_json::Value) -> ValidatedSpec {
+    let mut doc = serde_json::to_value(ParityEnvironment {
+        metadata: kube::api::ObjectMeta {
+            name: Some(env.name.clone()),
+            namespace: Some(env.namespace.clone()),
+            ..Default::default()
+        },
+        spec: env.spec.clone(),
+        status: None,
+    })
+    .unwrap();
+    json_merge(&mut doc["spec"], patch);
+    env_yaml(&serde_json::to_string(&doc).unwrap())
+}
+
+fn json_merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                json_merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+#[test]
+fn every_serving_pod_admits_only_its_namespace_by_default() {
+    let local3 = with_spec(
+        &local(3),
+        serde_json::json!({"secrets": {"schema": {"name": "s", "key": "k"}}}),
+    );
+    for (env, components) in [
+        (
+            local3,
+            vec![
+                ("kms", 8080),
+                ("dynamodb", 8000),
+                ("secrets-api", 8095),
+                ("dashboard", 8080),
+            ],
+        ),
+        (
+            ci(2),
+            vec![("kms", 8080), ("dynamodb", 8000), ("dashboard", 8080)],
+        ),
+    ] {
+        let ps = policies(&build(&env));
+        for (c, port) in components {
+            let name = format!("{}-{c}-ingress", env.name);
+            let p = ps.get(&name).unwrap_or_else(|| panic!("{name}: {ps:#?}"));
+            assert_eq!(
+                p["podSelector"]["matchLabels"],
+                serde_json::json!({"parity.dev/environment": env.name, "parity.dev/component": c}),
+                "{name}"
+            );
+            assert_eq!(p["policyTypes"], serde_json::json!(["Ingress"]));
+            let rules = p["ingress"].as_array().unwrap();
+            assert_eq!(rules.len(), 1, "{name}");
+            assert_eq!(
+                rules[0]["ports"],
+                serde_json::json!([{"port": port, "protocol": "TCP"}])
+            );
+            let from = rules[0]["from"].as_array().unwrap();
+            assert_eq!(from.len(), 1, "{name}: {from:?}");
+            // A podSelector without a namespaceSelector: this namespace's pods only.
+            assert!(from[0].get("namespaceSelector").is_none(), "{name}");
+            assert!(from[0].get("ipBlock").is_none(), "{name}");
+            let excludes_dashboards = from[0]["podSelector"]["matchExpressions"]
+                == serde_json::json!([{"key": "parity.dev/component", "operator": "NotIn", "values": ["dashboard"]}]);
+            assert_eq!(
+                excludes_dashboards,
+                c == "kms" && env.profile.isolate_dashboard_from_kms,
+                "{name}: {from:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ingress_any_drops_the_namespace_policies_but_not_the_kms_isolation() {
+    let any = serde_json::json!({"network": {"ingress": "Any"}});
+    let ps = policies(&build(&with_spec(&local(2), any.clone())));
+    assert!(ps.is_empty(), "{ps:#?}");
+    let ps = policies(&build(&with_spec(&ci(2), any)));
+    assert_eq!(
+        ps.keys().collect::<Vec<_>>(),
+        ["ci-42-dashboard-egress", "ci-42-kms-ingress"]
+    );
+    let from = &ps["ci-42-kms-ingress"]["ingress"][0]["from"][0];
+    // Pods of every namespace, dashboards excepted.
+    assert_eq!(from["namespaceSelector"], serde_json::json!({}));
+    assert_eq!(
+        from["podSelector"]["matchExpressions"][0]["values"],
+        serde_json::json!(["dashboard"])
+    );
+}
+
+#[test]
+fn node_ported_components_admit_any_address() {
+    let mut ctx = BuildContext::new("example.com/parity:test");
+    ctx.node_ports = true;
+    let env = local(2);
+    let ps = policies(&build_all(&env, env.profile, &ctx));
+    for name in [
+        "dev-kms-ingress",
+        "dev-dynamodb-ingress",
+        "dev-dashboard-ingress",
+    ] {
+        let from = ps[name]["ingress"][0]["from"].as_array().unwrap();
+        let blocks: Vec<&str> = from
+            .iter()
+            .filter_map(|p| p["ipBlock"]["cidr"].as_str())
+            .collect();
+        assert_eq!(blocks, ["0.0.0.0/0", "::/0"], "{name}");
+    }
+    // CI has no NodePorts: still namespace-only.
+    let env = ci(2);
+    let ps = policies(&build_all(&env, env.profile, &ctx));
+    assert!(
+        ps["ci-42-dynamodb-ingress"]["ingress"][0]["from"][0]
+            .get("ipBlock")
+            .is_none()
+    );
+}
+
+#[test]
+fn staging_dashboard_egress_is_dns_and_the_dynamodb_port_on_the_configured_networks() {
+    let egress = |env: &ValidatedSpec| {
+        policies(&build(env))["staging-dashboard-egress"]["egress"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let dns = serde_json::json!({
+        "to": [{"namespaceSelector": {}}],
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    });
+    let pod_identity = serde_json::json!({
+        "to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}, {"ipBlock": {"cidr": "fd00:ec2::23/128"}}],
+        "ports": [{"port": 80, "protocol": "TCP"}],
+    });
+    // Without networks: any address on 443, which an IP rule cannot keep from AWS KMS
+    // (docs/dashboard.md says so).
+    assert_eq!(
+        egress(&staging(2)),
+        vec![
+            dns.clone(),
+            serde_json::json!({
+                "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}],
+                "ports": [{"port": 443, "protocol": "TCP"}],
+            }),
+            pod_identity.clone(),
+        ]
+    );
+    // With the DynamoDB (and STS) VPC endpoints' networks: those only.
+    let narrowed = with_spec(
+        &staging(2),
+        serde_json::json!({"dynamodb": {"external": {"egressCidrs": ["10.20.0.0/24", "10.20.1.16/28"]}}}),
+    );
+    assert_eq!(
+        egress(&narrowed),
+        vec![
+            dns,
+            serde_json::json!({
+                "to": [{"ipBlock": {"cidr": "10.20.0.0/24"}}, {"ipBlock": {"cidr": "10.20.1.16/28"}}],
+                "ports": [{"port": 443, "protocol": "TCP"}],
+            }),
+            pod_identity,
+        ]
+    );
+    // CI: its own DynamoDB pod and DNS, nothing else.
+    let ci_egress = policies(&build(&ci(2)))["ci-42-dashboard-egress"]["egress"].clone();
+    assert_eq!(ci_egress.as_array().unwrap().len(), 2);
+    assert_eq!(
+        ci_egress[1]["to"],
+        serde_json::json!([{"podSelector": {"matchLabels": {"parity.dev/component": "dynamodb", "parity.dev/environment": "ci-42"}}}])
+    );
+}
+
+#[test]
+fn a_bad_egress_network_or_trusted_proxy_is_refused_naming_the_field() {
+    let mut env: ParityEnvironment = serde_yaml::from_str(
+        "metadata: {name: s, namespace: n}\nspec:\n  tier: Staging\n  parityLevel: 2\n  keys: {provider: Kms, kms: {keyId: k}}\n  dynamodb: {external: {endpoint: \"https://d\", region: r, egressCidrs: [\"10.0.0.0/33\"]}}\n  dashboard: {trustedProxies: [\"10.0.0.1\", \"proxy\"]}\n",
+    )
+    .unwrap();
+    env.metadata.uid = Some("u".into());
+    let errs = validate(&env).unwrap_err();
+    let text: String = errs
+        .iter()
+        .map(|e| format!("{}: {}\n", e.field, e.reason))
+        .collect();
+    assert!(
+        text.contains("spec.dynamodb.external.egressCidrs[0]") && text.contains("10.0.0.0/33"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spec.dashboard.trustedProxies[1]") && text.contains("\"proxy\""),
+        "{text}"
+    );
+    assert!(!text.contains("trustedProxies[0]"), "{text}");
+}
+
+#[test]
+fn staging_dashboards_use_the_sdk_credential_chain_local_and_ci_static_keys() {
+    for env in [local(2), ci(2), staging(2)] {
+        let objs = build(&env);
+        let (_, t) = pod_templates(&objs)
+            .into_iter()
+            .find(|(n, _)| n.ends_with("-dashboard"))
+            .unwrap();
+        let c = &t.spec.as_ref().unwrap().containers[0];
+        let args = c.args.clone().unwrap();
+        let i = args.iter().position(|a| a == "--aws-credentials").unwrap();
+        let envs: BTreeMap<String, String> = c
+            .env
+            .iter()
+            .flatten()
+            .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default()))
+            .collect();
+        if env.tier() == Tier::Staging {
+            assert_eq!(args[i + 1], "default-chain");
+            assert!(!envs.contains_key("AWS_ACCESS_KEY_ID"), "{envs:?}");
+            assert!(!envs.contains_key("AWS_SECRET_ACCESS_KEY"), "{envs:?}");
+        } else {
+            assert_eq!(args[i + 1], "static");
+            assert!(envs.contains_key("AWS_ACCESS_KEY_ID"), "{envs:?}");
+        }
+        // The Service's names are allowed Hosts.
+        let hosts = &envs["PARITY_DASHBOARD_ALLOWED_HOSTS"];
+        let svc = format!("{}-dashboard", env.name);
+        assert_eq!(
+            hosts,
+            &format!(
+                "{svc},{svc}.{ns},{svc}.{ns}.svc,{svc}.{ns}.svc.cluster.local",
+                ns = env.namespace
+            )
+        );
+        assert!(!envs.contains_key("PARITY_DASHBOARD_TRUSTED_PROXIES"));
+    }
+    let env = with_spec(
+        &local(2),
+        serde_json::json!({"dashboard": {"allowedHosts": ["dash.example.com"], "trustedProxies": ["10.0.0.0/8"]}}),
+    );
+    let objs = build(&env);
+    let (_, t) = pod_templates(&objs)
+        .into_iter()
+        .find(|(n, _)| n.ends_with("-dashboard"))
+        .unwrap();
+    let envs: BTreeMap<String, String> = t.spec.as_ref().unwrap().containers[0]
+        .env
+        .iter()
+        .flatten()
+        .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default()))
+        .collect();
+    assert!(
+        envs["PARITY_DASHBOARD_ALLOWED_HOSTS"].ends_with(",dash.example.com"),
+        "{envs:?}"
+    );
+    assert_eq!(envs["PARITY_DASHBOARD_TRUSTED_PROXIES"], "10.0.0.0/8");
+}
+
+#[test]
+fn each_ingress_policy_opens_the_port_its_pods_listen_on() {
+    let env = with_spec(
+        &local(3),
+        serde_json::json!({"secrets": {"schema": {"name": "s", "key": "k"}}}),
+    );
+    let objs = build(&env);
+    let ps = policies(&objs);
+    let mut checked = 0;
+    for (name, t) in pod_templates(&objs) {
+        let Some(component) = name.strip_prefix("dev-") else {
+            continue;
+        };
+        let Some(p) = ps.get(&format!("dev-{component}-ingress")) else {
+            continue;
+        };
+        let ports: Vec<i64> = t.spec.as_ref().unwrap().containers[0]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| i64::from(p.container_port))
+            .collect();
+        assert_eq!(
+            p["ingress"][0]["ports"][0]["port"]
+                .as_i64()
+                .map(|p| vec![p]),
+            Some(ports),
+            "{name}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "kms, dynamodb, secrets-api, dashboard");
 }

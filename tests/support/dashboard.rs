@@ -169,6 +169,16 @@ pub fn run_to_exit(args: &[String]) -> (i32, String) {
     )
 }
 
+/// The audit lines in a dashboard's output, parsed (JSON lines with `target` parity::audit).
+pub fn audit_lines(output: &str) -> Vec<serde_json::Value> {
+    output
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "parity::audit")
+        .collect()
+}
+
 impl Dashboard {
     /// Starts the dashboard and waits until it listens (not until it is ready).
     /// Listens on a free loopback port unless `args` has `--listen`.
@@ -197,6 +207,45 @@ impl Dashboard {
             addr,
             output,
         }
+    }
+
+    /// Starts the dashboard with `RUST_LOG=off` (it logs no "listening" line then) on a free
+    /// port, and waits for /readyz.
+    pub async fn start_silent(args: &[String]) -> Dashboard {
+        let addr = format!("127.0.0.1:{}", super::moto::free_port());
+        let mut child = parity()
+            .arg("dashboard")
+            .args(["--listen", &addr])
+            .args(args)
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start parity dashboard");
+        let output = super::process::capture(&mut child);
+        let d = Dashboard {
+            child,
+            url: format!("http://{addr}"),
+            addr,
+            output,
+        };
+        let url = d.url.clone();
+        super::wait::until(
+            "the silent dashboard ready",
+            Duration::from_secs(30),
+            || {
+                let url = url.clone();
+                async move {
+                    match reqwest::get(format!("{url}/readyz")).await {
+                        Ok(r) if r.status() == 200 => Ok(()),
+                        Ok(r) => Err(r.status().to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            },
+        )
+        .await;
+        d
     }
 
     /// Starts the dashboard and waits for /readyz.
@@ -244,6 +293,15 @@ impl Dashboard {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         reqwest::get(format!("{}{path}", self.url)).await.unwrap()
+    }
+
+    /// GET with extra headers (Host, Origin, X-Forwarded-User ...).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut r = reqwest::Client::new().get(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send().await.unwrap()
     }
 
     pub async fn get_as(&self, path: &str, user: &str) -> reqwest::Response {

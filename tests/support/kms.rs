@@ -51,6 +51,10 @@ impl ParityKms {
     }
 
     /// Everything the process wrote to stdout and stderr so far.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
     }

@@ -15,4 +15,5 @@ pub mod moto;
 pub mod operator;
 pub mod penv;
 pub mod process;
+pub mod proxy;
 pub mod wait;
