@@ -12,6 +12,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -605,15 +606,61 @@ async fn suspend_scales_to_zero_and_keeps_keys_then_resumes() {
     );
 }
 
+/// Removes every CEL rule whose message contains `message` from a CRD; returns how many.
+fn drop_rules(v: &mut Value, message: &str) -> usize {
+    let mut n = 0;
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Array(rules)) = m.get_mut("x-kubernetes-validations") {
+                let before = rules.len();
+                rules.retain(|r| !r["message"].as_str().is_some_and(|t| t.contains(message)));
+                n += before - rules.len();
+            }
+            for child in m.values_mut() {
+                n += drop_rules(child, message);
+            }
+        }
+        Value::Array(items) => {
+            for child in items {
+                n += drop_rules(child, message);
+            }
+        }
+        _ => {}
+    }
+    n
+}
+
 #[tokio::test]
 async fn an_invalid_spec_becomes_a_condition_and_a_warning_event() {
     let (ns, _op, envs) = setup("op-invalid").await;
-    // The API server accepts "0s" (it matches the duration pattern); the operator's own
-    // validation refuses a ttl that would delete the environment at once.
+    // Admission refuses a ttl of 0s; an environment stored before that rule existed (the
+    // rule came with an upgrade) reaches the operator, whose validation refuses it too. The
+    // CRD is served without the rule while the object is created, then restored.
+    let crds: Api<CustomResourceDefinition> = Api::all(ns.client.clone());
+    let name = "parityenvironments.parity.dev";
+    let mut crd = serde_json::to_value(crds.get(name).await.expect("crd")).expect("json");
+    let dropped = drop_rules(&mut crd, "spec.ttl must be longer than 0s");
+    assert!(dropped > 0, "the CRD has no ttl rule to drop");
+    crds.replace(
+        name,
+        &PostParams::default(),
+        &serde_json::from_value(crd).expect("crd"),
+    )
+    .await
+    .expect("replace crd");
     let spec = json!({"tier": "CI", "parityLevel": 0, "ttl": "0s"});
-    envs.create(&PostParams::default(), &env("ci", spec))
-        .await
-        .expect("create");
+    until(
+        "the API server to serve the CRD without the rule",
+        WAIT,
+        || async {
+            envs.create(&PostParams::default(), &env("ci", spec.clone()))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    support::crd::install_crd(&ns.client).await;
     let e = wait_condition(&envs, "ci", "Degraded", "True").await;
     assert_eq!(
         condition(&e, "Ready").map(|c| c.1),
