@@ -6,6 +6,7 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -25,6 +26,8 @@ pub struct Metrics {
     pub reconciles: Family<OutcomeLabels, Counter>,
     pub duration: Histogram,
     pub writes: Family<WriteLabels, Counter>,
+    /// 1 while this replica holds the Lease (or runs without leader election).
+    pub leader: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -50,7 +53,14 @@ impl Default for Metrics {
             "Writes to the API server by kind (apply, status, event, delete)",
             writes.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica is the leader and reconciles, 0 while it waits on the Lease",
+            leader.clone(),
+        );
         Metrics {
+            leader,
             reconciles,
             duration,
             writes,

@@ -194,16 +194,11 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         metrics.clone(),
     ));
 
-    let mut lost = None;
     if args.leader_elect {
-        let cfg = leader::LeaseConfig {
-            namespace: args.lease_namespace.clone(),
-            name: args.lease_name.clone(),
-            identity: identity.clone(),
-            duration: Duration::from_secs(15),
-            retry: Duration::from_secs(2),
-        };
-        lost = Some(leader::acquire(client.clone(), cfg).await);
+        let cfg = leader::LeaseConfig::new(&args.lease_namespace, &args.lease_name, &identity);
+        leader::acquire(client.clone(), cfg, metrics.leader.clone()).await?;
+    } else {
+        metrics.leader.set(1);
     }
     ready.set_leading();
 
@@ -290,21 +285,9 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 tracing::debug!(error = %e, "controller event");
             }
         });
-    let lost = async move {
-        match lost {
-            Some(mut rx) => {
-                while rx.changed().await.is_ok() {
-                    if !*rx.borrow() {
-                        return;
-                    }
-                }
-            }
-            None => futures::future::pending::<()>().await,
-        }
-    };
+    // Losing the Lease ends the process from leader.rs, wherever the controller is.
     tokio::select! {
         _ = run => tracing::info!("controller stopped"),
-        _ = lost => anyhow::bail!("lost leadership; exiting so a fresh start re-reads everything"),
         r = server => anyhow::bail!("metrics server stopped: {r:?}"),
     }
     Ok(())
