@@ -40,6 +40,35 @@ impl Operator {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Operator {
+        Operator::spawn(namespace, namespace, identity, kubeconfig, args, envs)
+    }
+
+    /// Watching `watch_namespaces` (comma-separated) with its Lease in `lease_namespace`, as
+    /// the chart runs it.
+    pub fn start_scoped(
+        watch_namespaces: &str,
+        lease_namespace: &str,
+        identity: &str,
+        kubeconfig: Option<&std::path::Path>,
+    ) -> Operator {
+        Operator::spawn(
+            watch_namespaces,
+            lease_namespace,
+            identity,
+            kubeconfig,
+            &[],
+            &[],
+        )
+    }
+
+    fn spawn(
+        namespace: &str,
+        lease_namespace: &str,
+        identity: &str,
+        kubeconfig: Option<&std::path::Path>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Operator {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join(format!("{identity}.log"));
         let file = std::fs::File::create(&log).expect("log file");
@@ -47,11 +76,11 @@ impl Operator {
         let mut cmd = Command::new(super::dev::parity_bin());
         cmd.args([
             "operator",
-            "--watch-namespace",
+            "--watch-namespaces",
             namespace,
             "--leader-elect",
             "--lease-namespace",
-            namespace,
+            lease_namespace,
             "--identity",
             identity,
             "--image",
