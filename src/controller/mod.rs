@@ -300,9 +300,10 @@ fn controller(
     let (env_reader, env_writer) = kube::runtime::reflector::store();
     let env_events = watcher(envs, watcher::Config::default())
         .modify(|e| e.managed_fields_mut().clear())
-        .default_backoff()
+        .backoff(stores::WatchBackoff::default())
         .reflect(env_writer)
         .applied_objects();
+    let env_events = stores::without_errors(env_events);
     let controller = Controller::for_stream(env_events, env_reader);
     let env_store = controller.store();
     let schema_changes = stores::all_config_maps(client, scope);
@@ -331,6 +332,9 @@ fn controller(
         .owns_stream(triggers.service_accounts)
         .owns_stream(triggers.network_policies)
         .owns_stream(triggers.pvcs)
+        // The controller backs off errors of its merged triggers once more, by default up to
+        // 30 s: the same short schedule as each watch.
+        .trigger_backoff(stores::WatchBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency));
     let main_store = controller.store();
     tokio::spawn(async move {

@@ -48,6 +48,35 @@ pub struct Triggers {
     pub pvcs: Trigger<PartialObjectMeta<PersistentVolumeClaim>>,
 }
 
+/// Retry delays of every watch: 250 ms doubling to 4 s, reset by any event. kube's default
+/// grows to 30 s and resets only after two quiet minutes: after an apiserver restart the
+/// reconnect is met by 410 Expired (the new watch cache starts later), and that error waited
+/// out the grown delay again, so changes were seen more than a minute late
+/// (tests/faults_controlplane.rs). A few retries a second at worst cost one operator nothing.
+pub struct WatchBackoff(crate::dynamo::backoff::Backoff);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff(crate::dynamo::backoff::Backoff::new(
+            std::time::Duration::from_millis(250),
+            std::time::Duration::from_secs(4),
+        ))
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = std::time::Duration;
+    fn next(&mut self) -> Option<std::time::Duration> {
+        Some(self.0.next_delay())
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        *self = WatchBackoff::default();
+    }
+}
+
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -60,6 +89,25 @@ where
 
 fn config() -> watcher::Config {
     watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"))
+}
+
+/// Logs and drops a watch's errors. The watch retries on its own (WatchBackoff, and a relist
+/// after 410 Expired); passed on, each error would also pause the controller's merged trigger
+/// stream for a backoff, one watch after another: after an apiserver restart every watch
+/// meets 410 once, and changes waited ~4 s per watch before anything was reconciled.
+pub fn without_errors<K: Send + 'static>(
+    s: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) -> Trigger<K> {
+    s.filter_map(|r| async move {
+        match r {
+            Ok(o) => Some(Ok(o)),
+            Err(e) => {
+                tracing::debug!(error = %e, "watch error; the watch retries");
+                None
+            }
+        }
+    })
+    .boxed()
 }
 
 /// A label-selected watch feeding a store, each object cut down by `slim` before it is kept.
@@ -80,11 +128,10 @@ where
     let (store, writer) = reflector::store();
     let stream = watcher(api::<K>(client, namespace), config())
         .modify(slim)
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .reflect(writer)
-        .touched_objects()
-        .boxed();
-    (store, stream)
+        .touched_objects();
+    (store, without_errors(stream))
 }
 
 /// What the controller reads of any cached object: name, namespace, uid, resourceVersion,
@@ -140,13 +187,14 @@ pub fn all_config_maps(
     client: &Client,
     namespace: Option<&str>,
 ) -> Trigger<PartialObjectMeta<ConfigMap>> {
-    watcher(
-        api::<PartialObjectMeta<ConfigMap>>(client, namespace),
-        watcher::Config::default(),
+    without_errors(
+        watcher(
+            api::<PartialObjectMeta<ConfigMap>>(client, namespace),
+            watcher::Config::default(),
+        )
+        .backoff(WatchBackoff::default())
+        .touched_objects(),
     )
-    .default_backoff()
-    .touched_objects()
-    .boxed()
 }
 
 /// Changes to any environment (a mirror source), as the controller's trigger input.
@@ -158,10 +206,11 @@ pub fn all_environments(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    watcher(api, watcher::Config::default())
-        .default_backoff()
-        .touched_objects()
-        .boxed()
+    without_errors(
+        watcher(api, watcher::Config::default())
+            .backoff(WatchBackoff::default())
+            .touched_objects(),
+    )
 }
 
 pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
