@@ -253,14 +253,13 @@ async fn no_secret_reads_beyond_the_watched_namespaces() {
 async fn the_namespaced_mode_reconciles_watched_namespaces_only() {
     let release_ns = TestNamespace::new("rbac-ns").await;
     let watched = TestNamespace::new("rbac-ns-in").await;
+    let watched_too = TestNamespace::new("rbac-ns-in2").await;
     let other = TestNamespace::new("rbac-ns-out").await;
     support::crd::install_crd(&watched.client).await;
-    let chart = install_chart(
-        &release_ns.name,
-        &[&format!("watchNamespaces={{{}}}", watched.name)],
-    );
+    let list = format!("{},{}", watched.name, watched_too.name);
+    let chart = install_chart(&release_ns.name, &[&format!("watchNamespaces={{{list}}}")]);
     let op = Operator::start_scoped(
-        &watched.name,
+        &list,
         &release_ns.name,
         "rbac-ns-op",
         Some(&chart.kubeconfig),
@@ -272,12 +271,15 @@ async fn the_namespaced_mode_reconciles_watched_namespaces_only() {
         .create(&PostParams::default(), &env("dev", local_spec()))
         .await
         .expect("create outside");
-    let inside: Api<ParityEnvironment> = watched.api();
-    inside
-        .create(&PostParams::default(), &env("dev", local_spec()))
-        .await
-        .expect("create inside");
-    wait_condition(&inside, "dev", "Ready", "True").await;
+    // Two watched namespaces: one controller each, both reconcile.
+    for ns in [&watched, &watched_too] {
+        let inside: Api<ParityEnvironment> = ns.api();
+        inside
+            .create(&PostParams::default(), &env("dev", local_spec()))
+            .await
+            .expect("create inside");
+        wait_condition(&inside, "dev", "Ready", "True").await;
+    }
     op.wait_ready().await;
 
     let untouched = outside.get("dev").await.expect("get");
