@@ -271,3 +271,23 @@ async fn a_lost_lease_ends_the_leader_and_the_new_leader_reconciles() {
         "the new leader wrote the change"
     );
 }
+
+#[tokio::test]
+async fn a_leader_stopped_with_sigterm_hands_the_lease_over_at_once() {
+    let (_ns, mut a, b, envs, leases) = two_replicas("flt-term").await;
+    let stopped = Instant::now();
+    a.signal("TERM");
+    let status = a.wait_exit(WAIT).await;
+    assert!(status.success(), "a graceful stop exits 0: {status}");
+    assert!(a.logs().contains("released the Lease"), "{}", a.logs());
+    wait_holder(&leases, &b.identity, WAIT).await;
+    let handover = stopped.elapsed();
+    eprintln!("handover after SIGTERM of the leader: {handover:?}");
+    // Released, not expired: the standby takes it at its next retry, well before a lease
+    // duration could have passed.
+    assert!(
+        handover < LEASE_DURATION - RETRY,
+        "the handover took {handover:?}: the Lease was not released"
+    );
+    change_and_wait_reconciled(&envs, "after-handover").await;
+}

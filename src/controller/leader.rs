@@ -253,13 +253,67 @@ fn step_down(cfg: &LeaseConfig, why: &str) -> ! {
     std::process::exit(1)
 }
 
+/// The Lease this replica holds, renewed in the background until [`Leadership::release`].
+pub struct Leadership {
+    api: Api<Lease>,
+    cfg: LeaseConfig,
+    renewing: tokio::task::JoinHandle<()>,
+    leading: Gauge,
+}
+
+impl Leadership {
+    /// After a graceful stop (the controller has finished): stops renewing and gives the Lease
+    /// up (no holder, 1 s), as client-go's ReleaseOnCancel does, so a standby takes over at its
+    /// next retry instead of a lease duration later. Best effort: if it fails, the Lease
+    /// simply expires.
+    pub async fn release(self) {
+        self.renewing.abort();
+        let _ = self.renewing.await;
+        self.leading.set(0);
+        let limit = self.cfg.call_timeout;
+        let result = async {
+            let Some(mut lease) = bounded("get", limit, self.api.get_opt(&self.cfg.name)).await?
+            else {
+                return Ok(false);
+            };
+            let Some(spec) = lease.spec.as_mut() else {
+                return Ok(false);
+            };
+            if spec.holder_identity.as_deref() != Some(self.cfg.identity.as_str()) {
+                return Ok(false);
+            }
+            spec.holder_identity = None;
+            spec.lease_duration_seconds = Some(1);
+            spec.renew_time = Some(MicroTime(Timestamp::now()));
+            bounded(
+                "release",
+                limit,
+                self.api
+                    .replace(&self.cfg.name, &PostParams::default(), &lease),
+            )
+            .await
+            .map(|_| true)
+        }
+        .await;
+        match result {
+            Ok(true) => tracing::info!(lease = %self.cfg.name, "released the Lease"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not release the Lease; it expires"),
+        }
+    }
+}
+
 /// Campaigns until elected, then keeps renewing in the background and sets `leading` to 1.
 /// A leader that loses the Lease or cannot renew within the renew deadline ends the process
 /// (see [`step_down`]), so returning means leading.
-pub async fn acquire(client: Client, cfg: LeaseConfig, leading: Gauge) -> anyhow::Result<()> {
+pub async fn acquire(
+    client: Client,
+    cfg: LeaseConfig,
+    leading: Gauge,
+) -> anyhow::Result<Leadership> {
     cfg.validate().map_err(anyhow::Error::msg)?;
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
-    let mut elector = Elector::new(api, cfg.clone());
+    let mut elector = Elector::new(api.clone(), cfg.clone());
     let mut last_renewed;
     loop {
         let started = Instant::now();
@@ -299,27 +353,35 @@ pub async fn acquire(client: Client, cfg: LeaseConfig, leading: Gauge) -> anyhow
             })?;
     }
 
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(cfg.retry).await;
-            let started = Instant::now();
-            if must_step_down(last_renewed, cfg.renew_deadline, started) {
-                step_down(&cfg, "no renewal within the renew deadline");
-            }
-            let left = cfg.renew_deadline - started.duration_since(last_renewed);
-            match elector.try_acquire(left).await {
-                Ok(Attempt::Leading) => {
-                    last_renewed = started;
-                    *renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = started;
-                    tracing::trace!(lease = %cfg.name, "renewed");
+    let renewing = tokio::spawn({
+        let cfg = cfg.clone();
+        async move {
+            loop {
+                tokio::time::sleep(cfg.retry).await;
+                let started = Instant::now();
+                if must_step_down(last_renewed, cfg.renew_deadline, started) {
+                    step_down(&cfg, "no renewal within the renew deadline");
                 }
-                Ok(Attempt::Following) => step_down(&cfg, "another replica holds the Lease"),
-                // Transient errors are retried until the renew deadline.
-                Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying"),
+                let left = cfg.renew_deadline - started.duration_since(last_renewed);
+                match elector.try_acquire(left).await {
+                    Ok(Attempt::Leading) => {
+                        last_renewed = started;
+                        *renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = started;
+                        tracing::trace!(lease = %cfg.name, "renewed");
+                    }
+                    Ok(Attempt::Following) => step_down(&cfg, "another replica holds the Lease"),
+                    // Transient errors are retried until the renew deadline.
+                    Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying"),
+                }
             }
         }
     });
-    Ok(())
+    Ok(Leadership {
+        api,
+        cfg,
+        renewing,
+        leading,
+    })
 }
 
 #[cfg(test)]

@@ -215,12 +215,13 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         metrics.clone(),
     ));
 
-    if args.leader_elect {
+    let leadership = if args.leader_elect {
         let cfg = leader::LeaseConfig::new(&args.lease_namespace, &args.lease_name, &identity);
-        leader::acquire(client.clone(), cfg, metrics.leader.clone()).await?;
+        Some(leader::acquire(client.clone(), cfg, metrics.leader.clone()).await?)
     } else {
         metrics.leader.set(1);
-    }
+        None
+    };
     ready.set_leading();
 
     // One controller per scope: all namespaces, or each watched namespace with namespaced
@@ -255,6 +256,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     tokio::select! {
         _ = run => tracing::info!("controller stopped"),
         r = server => anyhow::bail!("metrics server stopped: {r:?}"),
+    }
+    // Stopped by a signal, every reconcile finished: hand the Lease over now.
+    if let Some(l) = leadership {
+        l.release().await;
     }
     Ok(())
 }
