@@ -350,3 +350,27 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kube::runtime::utils::Backoff as _;
+
+    use super::WatchBackoff;
+
+    #[test]
+    fn watch_retries_stay_within_4_s_and_start_over_after_an_event() {
+        let mut b = WatchBackoff::default();
+        let delays: Vec<Duration> = (&mut b).take(8).collect();
+        assert_eq!(delays[0], Duration::from_millis(250));
+        assert!(delays.windows(2).all(|w| w[1] >= w[0]), "{delays:?}");
+        assert_eq!(delays.last(), Some(&Duration::from_secs(4)));
+        assert_eq!(
+            delays,
+            [250, 500, 1000, 2000, 4000, 4000, 4000, 4000].map(Duration::from_millis)
+        );
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(250)));
+    }
+}
