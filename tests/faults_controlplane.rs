@@ -5,7 +5,7 @@
 //! the fault, so its next timed resync is 5 minutes away: only a live watch sees the change.
 //!
 //! The outage stays under the leader's renew deadline (10 s): a longer one makes the leader
-//! step down and exit by design (tests/faults_leader.rs), and its pod restarts.
+//! step down and exit by design, and its pod restarts (the last test here).
 
 mod support;
 
@@ -152,4 +152,59 @@ async fn watches_recover_after_kube_apiserver_restarts() {
 #[tokio::test]
 async fn watches_recover_after_etcd_restarts() {
     survives_a_restart_of("etcd", 3, "flt-etcd").await;
+}
+
+#[tokio::test]
+async fn a_leader_cut_off_past_its_renew_deadline_steps_down_and_a_restart_reconciles() {
+    let (ns, mut op, envs) = setup("flt-cut").await;
+    envs.create(&PostParams::default(), &env("dev", local_spec()))
+        .await
+        .expect("create");
+    wait_condition(&envs, "dev", "Ready", "True").await;
+
+    // The apiserver gone for longer than the renew deadline (10 s): the leader cannot prove
+    // it holds the Lease and must stop acting before anyone could take the Lease over.
+    let cut = Instant::now();
+    let restarting = tokio::task::spawn_blocking(|| restart("kube-apiserver", 14));
+    let status = op.wait_exit(RECOVERY).await;
+    let exited = cut.elapsed();
+    assert!(!status.success(), "{status}");
+    assert!(
+        op.logs()
+            .contains("stepping down: no renewal within the renew deadline"),
+        "{}",
+        op.logs()
+    );
+    eprintln!("the cut-off leader exited {exited:?} after the apiserver went away");
+    // The last renewal was at most a retry period (2 s) before the cut; a renewal hung on
+    // the dead connection is bounded by the deadline.
+    assert!(
+        exited <= Duration::from_secs(10) + Duration::from_secs(2),
+        "stepped down only after {exited:?}"
+    );
+    // It left while the apiserver was still away (14 s), not when it came back.
+    assert!(exited < Duration::from_secs(14), "{exited:?}");
+    let report = restarting.await.expect("restart");
+    eprintln!("{report}");
+
+    // Restarted, as its pod would be: it takes its Lease back and reconciles a change.
+    let op = Operator::start(&ns.name, &op.identity.clone(), None);
+    let back = Instant::now();
+    let patch = json!({"spec": {"dynamodb": {"tables": [
+        {"name": "orders", "partitionKey": {"name": "id", "type": "S"}},
+        {"name": "after-cut", "partitionKey": {"name": "id", "type": "S"}}
+    ]}}});
+    until("the API to take the change", RECOVERY, || async {
+        envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    wait_condition(&envs, "dev", "Ready", "True").await;
+    eprintln!(
+        "restarted operator reconciled the change {:?} after the apiserver was back",
+        back.elapsed()
+    );
+    assert!(op.logs().contains("became leader"));
 }
