@@ -337,6 +337,7 @@ fn controller(
         .owns_stream(triggers.service_accounts)
         .owns_stream(triggers.network_policies)
         .owns_stream(triggers.pvcs)
+        .reconcile_all_on(triggers.relisted)
         // The controller backs off errors of its merged triggers once more, by default up to
         // 30 s: the same short schedule as each watch.
         .trigger_backoff(stores::WatchBackoff::default())

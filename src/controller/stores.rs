@@ -46,6 +46,10 @@ pub struct Triggers {
     pub service_accounts: Trigger<PartialObjectMeta<ServiceAccount>>,
     pub network_policies: Trigger<PartialObjectMeta<NetworkPolicy>>,
     pub pvcs: Trigger<PartialObjectMeta<PersistentVolumeClaim>>,
+    /// One item each time a watch of owned objects finishes a (re)list. A relist (after 410
+    /// Expired, e.g. an apiserver restart) replaces the cache without an event for objects
+    /// deleted while the watch was down: every environment is looked at again instead.
+    pub relisted: futures::channel::mpsc::UnboundedReceiver<()>,
 }
 
 /// Retry delays of every watch: 250 ms doubling to 4 s, reset by any event. kube's default
@@ -115,6 +119,7 @@ fn cached_watch<K>(
     client: &Client,
     namespace: Option<&str>,
     slim: fn(&mut K),
+    relisted: &futures::channel::mpsc::UnboundedSender<()>,
 ) -> (Store<K>, Trigger<K>)
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -126,7 +131,13 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
+    let relisted = relisted.clone();
     let stream = watcher(api::<K>(client, namespace), config())
+        .inspect(move |e| {
+            if matches!(e, Ok(watcher::Event::InitDone)) {
+                let _ = relisted.unbounded_send(());
+            }
+        })
         .modify(slim)
         .backoff(WatchBackoff::default())
         .reflect(writer)
@@ -214,14 +225,23 @@ pub fn all_environments(
 }
 
 pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
-    let (deployments, t_deployments) = cached_watch(client, namespace, slim_deployment);
-    let (jobs, t_jobs) = cached_watch(client, namespace, slim_job);
-    let (services, t_services) = cached_watch(client, namespace, slim_partial::<Service>);
-    let (config_maps, t_config_maps) = cached_watch(client, namespace, slim_partial::<ConfigMap>);
-    let (secrets, t_secrets) = cached_watch(client, namespace, slim_partial::<Secret>);
-    let (service_accounts, t_sas) = cached_watch(client, namespace, slim_partial::<ServiceAccount>);
-    let (network_policies, t_nps) = cached_watch(client, namespace, slim_partial::<NetworkPolicy>);
-    let (pvcs, t_pvcs) = cached_watch(client, namespace, slim_partial::<PersistentVolumeClaim>);
+    let (tx, relisted) = futures::channel::mpsc::unbounded();
+    let (deployments, t_deployments) = cached_watch(client, namespace, slim_deployment, &tx);
+    let (jobs, t_jobs) = cached_watch(client, namespace, slim_job, &tx);
+    let (services, t_services) = cached_watch(client, namespace, slim_partial::<Service>, &tx);
+    let (config_maps, t_config_maps) =
+        cached_watch(client, namespace, slim_partial::<ConfigMap>, &tx);
+    let (secrets, t_secrets) = cached_watch(client, namespace, slim_partial::<Secret>, &tx);
+    let (service_accounts, t_sas) =
+        cached_watch(client, namespace, slim_partial::<ServiceAccount>, &tx);
+    let (network_policies, t_nps) =
+        cached_watch(client, namespace, slim_partial::<NetworkPolicy>, &tx);
+    let (pvcs, t_pvcs) = cached_watch(
+        client,
+        namespace,
+        slim_partial::<PersistentVolumeClaim>,
+        &tx,
+    );
     (
         Stores {
             deployments,
@@ -242,6 +262,7 @@ pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
             service_accounts: t_sas,
             network_policies: t_nps,
             pvcs: t_pvcs,
+            relisted,
         },
     )
 }
