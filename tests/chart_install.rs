@@ -36,7 +36,15 @@ fn values_schema_rejects_unknown_values() {
 fn operator_args_parse_with_parity_operator() {
     use clap::Parser;
     let manifest = run(
-        Command::new("helm").args(["template", "x", CHART, "--set", "nodePorts=true"]),
+        Command::new("helm").args([
+            "template",
+            "x",
+            CHART,
+            "--set",
+            "nodePorts=true",
+            "--set",
+            "watchNamespaces={team-a,team-b}",
+        ]),
         None,
     );
     let deployment = serde_yaml::Deserializer::from_str(&manifest)
@@ -51,10 +59,22 @@ fn operator_args_parse_with_parity_operator() {
     assert!(argv.contains(&"--leader-elect".to_string()));
     let cli = parity_operator::cli::Cli::try_parse_from(&argv)
         .unwrap_or_else(|e| panic!("parity rejects the chart's args {argv:?}: {e}"));
-    assert!(matches!(
-        cli.command,
-        parity_operator::cli::Command::Operator(_)
-    ));
+    match cli.command {
+        parity_operator::cli::Command::Operator(args) => {
+            assert_eq!(args.watch_namespaces, ["team-a", "team-b"]);
+        }
+        _ => panic!("not the operator command: {argv:?}"),
+    }
+}
+
+#[test]
+fn values_schema_rejects_a_watched_namespace_that_is_not_a_name() {
+    let out = Command::new("helm")
+        .args(["template", "x", CHART, "--set", "watchNamespaces={Team_A}"])
+        .output()
+        .expect("run helm");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("watchNamespaces"));
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@ use super::ParityEnvironment;
 /// Print the ParityEnvironment CustomResourceDefinition as YAML.
 #[derive(Debug, clap::Args)]
 pub struct CrdArgs {
-    /// Print the operator's ClusterRole rules instead (the chart's files/rbac-rules.yaml).
+    /// Print the operator's RBAC rules instead (the chart's files/rbac-rules.yaml): `operator`
+    /// (ClusterRole, or a Role per watched namespace) and `leaderElection` (release namespace).
     #[arg(long)]
     pub rbac_rules: bool,
 }

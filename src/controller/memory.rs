@@ -30,7 +30,7 @@ struct Remembered {
     failures: u32,
 }
 
-/// Per-environment memory, with a gauge of how many environments it holds. Only
+/// Per-environment memory, adding how many environments it holds to a gauge. Only
 /// environments in `known` (the controller's cache) get entries: a reconcile that ends after
 /// its environment was deleted must not bring the entry back.
 pub struct Memory {
@@ -54,9 +54,12 @@ impl Memory {
     ) -> R {
         // A panic elsewhere while holding the lock leaves a map that is still consistent.
         let mut envs = self.envs.lock().unwrap_or_else(|p| p.into_inner());
+        let before = envs.len();
         let r = f(&mut envs);
-        self.tracked
-            .set(i64::try_from(envs.len()).unwrap_or(i64::MAX));
+        // By difference: with watched namespaces, one memory per controller shares the gauge.
+        let delta = i64::try_from(envs.len()).unwrap_or(i64::MAX)
+            - i64::try_from(before).unwrap_or(i64::MAX);
+        self.tracked.inc_by(delta);
         r
     }
 
@@ -184,6 +187,20 @@ mod tests {
         assert_eq!(m.failed(&env("b")), 1);
         m.succeeded(&env("a"));
         assert_eq!(m.failed(&env("a")), 1);
+    }
+
+    #[test]
+    fn memories_of_several_controllers_add_up_in_one_gauge() {
+        let gauge = Gauge::default();
+        let (a, _wa) = memory(&["a"], gauge.clone());
+        let (b, _wb) = memory(&["a", "b"], gauge.clone());
+        a.failed(&env("a"));
+        b.failed(&env("a"));
+        b.failed(&env("b"));
+        assert_eq!(gauge.get(), 3);
+        b.succeeded(&env("b"));
+        a.prune();
+        assert_eq!(gauge.get(), 3, "nothing gone, nothing pruned");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub writes: Family<WriteLabels, Counter>,
     /// Environments the operator keeps per-environment state for (see controller::memory).
     pub tracked_environments: Gauge,
+    /// 1 while this replica holds the Lease (or runs without leader election).
+    pub leader: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -59,7 +61,14 @@ impl Default for Metrics {
             "Environments the operator keeps state for between reconciles",
             tracked_environments.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica is the leader and reconciles, 0 while it waits on the Lease",
+            leader.clone(),
+        );
         Metrics {
+            leader,
             reconciles,
             duration,
             writes,

@@ -136,9 +136,11 @@ pub struct OperatorArgs {
     /// Expose Local-tier Services on the fixed NodePorts of kind-config.yaml.
     #[arg(long, env = "PARITY_NODE_PORTS")]
     pub node_ports: bool,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "PARITY_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    /// Watch only these namespaces (comma-separated; default: all namespaces). With a list,
+    /// every watch is namespaced, so Roles in those namespaces are all the RBAC it needs.
+    #[arg(long = "watch-namespaces", alias = "watch-namespace", env = "PARITY_WATCH_NAMESPACES",
+          value_delimiter = ',', value_parser = parse_namespace)]
+    pub watch_namespaces: Vec<String>,
     /// Take a Lease before reconciling, so only one replica writes.
     #[arg(long, env = "PARITY_LEADER_ELECT")]
     pub leader_elect: bool,
@@ -170,6 +172,25 @@ pub struct OperatorArgs {
     pub aws: crate::dynamo::connect::AwsArgs,
 }
 
+/// A namespace name as the apiserver accepts it (RFC 1123 label), so a typo in
+/// `--watch-namespaces` fails at start with the field named instead of as 403s or empty watches.
+fn parse_namespace(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "--watch-namespaces: {s:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+        ))
+    }
+}
+
 fn error_policy(env: Arc<ParityEnvironment>, error: &Error, ctx: Arc<Context>) -> Action {
     let failures = ctx.memory.failed(&ObjectRef::from_obj(env.as_ref()));
     let delay = memory::BACKOFF.delay(failures);
@@ -192,21 +213,67 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         metrics.clone(),
     ));
 
-    let mut lost = None;
-    if args.leader_elect {
-        let cfg = leader::LeaseConfig {
-            namespace: args.lease_namespace.clone(),
-            name: args.lease_name.clone(),
-            identity: identity.clone(),
-            duration: Duration::from_secs(15),
-            retry: Duration::from_secs(2),
-        };
-        lost = Some(leader::acquire(client.clone(), cfg).await);
-    }
+    let leadership = if args.leader_elect {
+        let cfg = leader::LeaseConfig::new(&args.lease_namespace, &args.lease_name, &identity);
+        Some(leader::acquire(client.clone(), cfg, metrics.leader.clone()).await?)
+    } else {
+        metrics.leader.set(1);
+        None
+    };
     ready.set_leading();
 
-    let (stores, triggers) = stores::start(&client, args.watch_namespace.as_deref());
-    let envs: Api<ParityEnvironment> = match &args.watch_namespace {
+    // One controller per scope: all namespaces, or each watched namespace with namespaced
+    // watches (a reflector store cannot merge several namespaces' watches: each relist would
+    // wipe the others' objects). They share the metrics and the identity.
+    let scopes: Vec<Option<String>> = if args.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let controllers = scopes.iter().map(|scope| {
+        let (ready, synced, n) = (ready.clone(), synced.clone(), scopes.len());
+        let on_synced = Box::new(move || {
+            if synced.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n {
+                tracing::info!("caches synced");
+                ready.set_synced();
+            }
+        });
+        controller(
+            &client,
+            scope.as_deref(),
+            &args,
+            &identity,
+            metrics.clone(),
+            on_synced,
+        )
+    });
+    let run = futures::future::join_all(controllers);
+
+    // Losing the Lease ends the process from leader.rs, wherever the controller is.
+    tokio::select! {
+        _ = run => tracing::info!("controller stopped"),
+        r = server => anyhow::bail!("metrics server stopped: {r:?}"),
+    }
+    // Stopped by a signal, every reconcile finished: hand the Lease over now.
+    if let Some(l) = leadership {
+        l.release().await;
+    }
+    Ok(())
+}
+
+/// The controller of one scope (`None`: all namespaces): its caches, its watches and its
+/// reconciles; `on_synced` runs once its caches have synced.
+fn controller(
+    client: &Client,
+    scope: Option<&str>,
+    args: &OperatorArgs,
+    identity: &str,
+    metrics: metrics::Metrics,
+    on_synced: Box<dyn FnOnce() + Send>,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let (stores, triggers) = stores::start(client, scope);
+    let envs: Api<ParityEnvironment> = match scope {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -223,7 +290,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             client.clone(),
             Reporter {
                 controller: FIELD_MANAGER.into(),
-                instance: Some(identity),
+                instance: Some(identity.to_string()),
             },
         ),
         stores: stores.clone(),
@@ -237,7 +304,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let forget = ctx.clone();
     let env_events = watcher(envs, watcher::Config::default())
         .modify(|e| e.managed_fields_mut().clear())
-        .default_backoff()
+        .backoff(stores::WatchBackoff::default())
         .reflect(env_writer)
         // A deletion, or a relist that no longer has an environment: forget what we kept.
         .inspect_ok(move |ev| {
@@ -246,10 +313,11 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             }
         })
         .applied_objects();
+    let env_events = stores::without_errors(env_events);
     let controller = Controller::for_stream(env_events, env_reader);
     let env_store = controller.store();
-    let schema_changes = stores::all_config_maps(&client, args.watch_namespace.as_deref());
-    let source_changes = stores::all_environments(&client, args.watch_namespace.as_deref());
+    let schema_changes = stores::all_config_maps(client, scope);
+    let source_changes = stores::all_environments(client, scope);
     let mirrors_store = env_store.clone();
     let controller = controller
         .watches_stream(schema_changes, move |cm| {
@@ -274,45 +342,26 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         .owns_stream(triggers.service_accounts)
         .owns_stream(triggers.network_policies)
         .owns_stream(triggers.pvcs)
+        .reconcile_all_on(triggers.relisted)
+        // The controller backs off errors of its merged triggers once more, by default up to
+        // 30 s: the same short schedule as each watch.
+        .trigger_backoff(stores::WatchBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency));
     let main_store = controller.store();
-    let synced = {
-        let ready = ready.clone();
-        async move {
-            if stores::ready(&main_store).await.is_ok() && stores.wait_until_ready().await.is_ok() {
-                tracing::info!("caches synced");
-                ready.set_synced();
-            }
+    tokio::spawn(async move {
+        if stores::ready(&main_store).await.is_ok() && stores.wait_until_ready().await.is_ok() {
+            on_synced();
         }
-    };
-    tokio::spawn(synced);
+    });
 
-    let run = controller
+    controller
         .shutdown_on_signal()
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "controller event");
             }
-        });
-    let lost = async move {
-        match lost {
-            Some(mut rx) => {
-                while rx.changed().await.is_ok() {
-                    if !*rx.borrow() {
-                        return;
-                    }
-                }
-            }
-            None => futures::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = run => tracing::info!("controller stopped"),
-        _ = lost => anyhow::bail!("lost leadership; exiting so a fresh start re-reads everything"),
-        r = server => anyhow::bail!("metrics server stopped: {r:?}"),
-    }
-    Ok(())
+        })
 }
 
 #[cfg(test)]
@@ -331,6 +380,15 @@ mod tests {
             }))
             .expect("environment"),
         )
+    }
+
+    #[test]
+    fn watched_namespaces_must_be_namespace_names() {
+        assert_eq!(parse_namespace(" team-a ").as_deref(), Ok("team-a"));
+        for bad in ["", "Team", "a_b", "-a", "a-", &"a".repeat(64)] {
+            let e = parse_namespace(bad).expect_err(bad);
+            assert!(e.contains("--watch-namespaces"), "{e}");
+        }
     }
 
     #[test]

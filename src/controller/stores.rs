@@ -46,6 +46,39 @@ pub struct Triggers {
     pub service_accounts: Trigger<PartialObjectMeta<ServiceAccount>>,
     pub network_policies: Trigger<PartialObjectMeta<NetworkPolicy>>,
     pub pvcs: Trigger<PartialObjectMeta<PersistentVolumeClaim>>,
+    /// One item each time a watch of owned objects finishes a (re)list. A relist (after 410
+    /// Expired, e.g. an apiserver restart) replaces the cache without an event for objects
+    /// deleted while the watch was down: every environment is looked at again instead.
+    pub relisted: futures::channel::mpsc::UnboundedReceiver<()>,
+}
+
+/// Retry delays of every watch: 250 ms doubling to 4 s, reset by any event. kube's default
+/// grows to 30 s and resets only after two quiet minutes: after an apiserver restart the
+/// reconnect is met by 410 Expired (the new watch cache starts later), and that error waited
+/// out the grown delay again, so changes were seen more than a minute late
+/// (tests/faults_controlplane.rs). A few retries a second at worst cost one operator nothing.
+pub struct WatchBackoff(crate::dynamo::backoff::Backoff);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff(crate::dynamo::backoff::Backoff::new(
+            std::time::Duration::from_millis(250),
+            std::time::Duration::from_secs(4),
+        ))
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = std::time::Duration;
+    fn next(&mut self) -> Option<std::time::Duration> {
+        Some(self.0.next_delay())
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        *self = WatchBackoff::default();
+    }
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -62,11 +95,31 @@ fn config() -> watcher::Config {
     watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"))
 }
 
+/// Logs and drops a watch's errors. The watch retries on its own (WatchBackoff, and a relist
+/// after 410 Expired); passed on, each error would also pause the controller's merged trigger
+/// stream for a backoff, one watch after another: after an apiserver restart every watch
+/// meets 410 once, and changes waited ~4 s per watch before anything was reconciled.
+pub fn without_errors<K: Send + 'static>(
+    s: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) -> Trigger<K> {
+    s.filter_map(|r| async move {
+        match r {
+            Ok(o) => Some(Ok(o)),
+            Err(e) => {
+                tracing::debug!(error = %e, "watch error; the watch retries");
+                None
+            }
+        }
+    })
+    .boxed()
+}
+
 /// A label-selected watch feeding a store, each object cut down by `slim` before it is kept.
 fn cached_watch<K>(
     client: &Client,
     namespace: Option<&str>,
     slim: fn(&mut K),
+    relisted: &futures::channel::mpsc::UnboundedSender<()>,
 ) -> (Store<K>, Trigger<K>)
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -78,13 +131,18 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
+    let relisted = relisted.clone();
     let stream = watcher(api::<K>(client, namespace), config())
+        .inspect(move |e| {
+            if matches!(e, Ok(watcher::Event::InitDone)) {
+                let _ = relisted.unbounded_send(());
+            }
+        })
         .modify(slim)
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .reflect(writer)
-        .touched_objects()
-        .boxed();
-    (store, stream)
+        .touched_objects();
+    (store, without_errors(stream))
 }
 
 /// What the controller reads of any cached object: name, namespace, uid, resourceVersion,
@@ -140,13 +198,14 @@ pub fn all_config_maps(
     client: &Client,
     namespace: Option<&str>,
 ) -> Trigger<PartialObjectMeta<ConfigMap>> {
-    watcher(
-        api::<PartialObjectMeta<ConfigMap>>(client, namespace),
-        watcher::Config::default(),
+    without_errors(
+        watcher(
+            api::<PartialObjectMeta<ConfigMap>>(client, namespace),
+            watcher::Config::default(),
+        )
+        .backoff(WatchBackoff::default())
+        .touched_objects(),
     )
-    .default_backoff()
-    .touched_objects()
-    .boxed()
 }
 
 /// Changes to any environment (a mirror source), as the controller's trigger input.
@@ -158,21 +217,31 @@ pub fn all_environments(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    watcher(api, watcher::Config::default())
-        .default_backoff()
-        .touched_objects()
-        .boxed()
+    without_errors(
+        watcher(api, watcher::Config::default())
+            .backoff(WatchBackoff::default())
+            .touched_objects(),
+    )
 }
 
 pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
-    let (deployments, t_deployments) = cached_watch(client, namespace, slim_deployment);
-    let (jobs, t_jobs) = cached_watch(client, namespace, slim_job);
-    let (services, t_services) = cached_watch(client, namespace, slim_partial::<Service>);
-    let (config_maps, t_config_maps) = cached_watch(client, namespace, slim_partial::<ConfigMap>);
-    let (secrets, t_secrets) = cached_watch(client, namespace, slim_partial::<Secret>);
-    let (service_accounts, t_sas) = cached_watch(client, namespace, slim_partial::<ServiceAccount>);
-    let (network_policies, t_nps) = cached_watch(client, namespace, slim_partial::<NetworkPolicy>);
-    let (pvcs, t_pvcs) = cached_watch(client, namespace, slim_partial::<PersistentVolumeClaim>);
+    let (tx, relisted) = futures::channel::mpsc::unbounded();
+    let (deployments, t_deployments) = cached_watch(client, namespace, slim_deployment, &tx);
+    let (jobs, t_jobs) = cached_watch(client, namespace, slim_job, &tx);
+    let (services, t_services) = cached_watch(client, namespace, slim_partial::<Service>, &tx);
+    let (config_maps, t_config_maps) =
+        cached_watch(client, namespace, slim_partial::<ConfigMap>, &tx);
+    let (secrets, t_secrets) = cached_watch(client, namespace, slim_partial::<Secret>, &tx);
+    let (service_accounts, t_sas) =
+        cached_watch(client, namespace, slim_partial::<ServiceAccount>, &tx);
+    let (network_policies, t_nps) =
+        cached_watch(client, namespace, slim_partial::<NetworkPolicy>, &tx);
+    let (pvcs, t_pvcs) = cached_watch(
+        client,
+        namespace,
+        slim_partial::<PersistentVolumeClaim>,
+        &tx,
+    );
     (
         Stores {
             deployments,
@@ -193,6 +262,7 @@ pub fn start(client: &Client, namespace: Option<&str>) -> (Stores, Triggers) {
             service_accounts: t_sas,
             network_policies: t_nps,
             pvcs: t_pvcs,
+            relisted,
         },
     )
 }
@@ -299,5 +369,29 @@ where
         {
             return r;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kube::runtime::utils::Backoff as _;
+
+    use super::WatchBackoff;
+
+    #[test]
+    fn watch_retries_stay_within_4_s_and_start_over_after_an_event() {
+        let mut b = WatchBackoff::default();
+        let delays: Vec<Duration> = (&mut b).take(8).collect();
+        assert_eq!(delays[0], Duration::from_millis(250));
+        assert!(delays.windows(2).all(|w| w[1] >= w[0]), "{delays:?}");
+        assert_eq!(delays.last(), Some(&Duration::from_secs(4)));
+        assert_eq!(
+            delays,
+            [250, 500, 1000, 2000, 4000, 4000, 4000, 4000].map(Duration::from_millis)
+        );
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(250)));
     }
 }

@@ -40,6 +40,35 @@ impl Operator {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Operator {
+        Operator::spawn(namespace, namespace, identity, kubeconfig, args, envs)
+    }
+
+    /// Watching `watch_namespaces` (comma-separated) with its Lease in `lease_namespace`, as
+    /// the chart runs it.
+    pub fn start_scoped(
+        watch_namespaces: &str,
+        lease_namespace: &str,
+        identity: &str,
+        kubeconfig: Option<&std::path::Path>,
+    ) -> Operator {
+        Operator::spawn(
+            watch_namespaces,
+            lease_namespace,
+            identity,
+            kubeconfig,
+            &[],
+            &[],
+        )
+    }
+
+    fn spawn(
+        namespace: &str,
+        lease_namespace: &str,
+        identity: &str,
+        kubeconfig: Option<&std::path::Path>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Operator {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join(format!("{identity}.log"));
         let file = std::fs::File::create(&log).expect("log file");
@@ -47,11 +76,11 @@ impl Operator {
         let mut cmd = Command::new(super::dev::parity_bin());
         cmd.args([
             "operator",
-            "--watch-namespace",
+            "--watch-namespaces",
             namespace,
             "--leader-elect",
             "--lease-namespace",
-            namespace,
+            lease_namespace,
             "--identity",
             identity,
             "--image",
@@ -119,6 +148,37 @@ impl Operator {
             .unwrap_or(0.0) as u64
     }
 
+    /// `parity_operator_leader` from /metrics: Some(true) while it leads, None when it does
+    /// not answer within a second (frozen, or gone).
+    pub async fn leading(&self) -> Option<bool> {
+        leading_at(self.metrics_port).await
+    }
+
+    /// Sends `sig` (STOP, CONT, TERM, ...) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("a running operator").id();
+        let ok = std::process::Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
+    /// Waits up to `timeout` for the process to end by itself; its exit status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("a running operator");
+        super::wait::until("the operator to exit", timeout, || {
+            let r = child.try_wait();
+            async move {
+                match r {
+                    Ok(Some(status)) => Ok(status),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        })
+        .await
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -146,6 +206,31 @@ impl Operator {
         )
         .await;
     }
+}
+
+/// The leader gauge of the operator serving /metrics on `port` (see [`Operator::leading`]);
+/// a free function so a sampling task needs only the port.
+pub async fn leading_at(port: u16) -> Option<bool> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .ok()?;
+    let body = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = body
+        .lines()
+        .find(|l| l.starts_with("parity_operator_leader "))?
+        .rsplit(' ')
+        .next()?
+        .parse::<f64>()
+        .ok()?;
+    Some(value == 1.0)
 }
 
 impl Drop for Operator {

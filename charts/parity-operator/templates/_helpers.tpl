@@ -26,3 +26,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: parity
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
+
+{{/* One rule set of files/rbac-rules.yaml (generated): (list $ "operator" | "leaderElection"). */}}
+{{- define "parity-operator.rules" -}}
+{{- $root := index . 0 -}}
+{{- $set := index . 1 -}}
+{{- index ($root.Files.Get "files/rbac-rules.yaml" | fromYaml) $set | toYaml -}}
+{{- end -}}
