@@ -31,13 +31,3 @@ fn every_committed_fuzz_input_goes_through_its_target_without_a_panic() {
         }
     }
 }
-
-/// Inputs that crashed a target once, kept as named regressions (see docs/testing.md).
-#[test]
-fn fuzz_regressions_stay_fixed() {
-    for (target, data) in REGRESSIONS {
-        assert!(targets::run(target, data));
-    }
-}
-
-const REGRESSIONS: &[(&str, &[u8])] = &[];
