@@ -11,7 +11,7 @@ export PARITY_TESTENV_DIR ?= $(CURDIR)/.testenv
 TESTENV_BIN := $(PARITY_CACHE)/testenv/bin
 PARITY := $(CARGO_TARGET_DIR)/debug/parity
 
-.PHONY: help build lint unit integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up kind-down bench \
+.PHONY: help build lint unit aws-lc fuzz integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up kind-down bench \
 	node-deps images testenv-up-real testenv-selftest-real
 
 help: ## list targets
@@ -26,6 +26,12 @@ lint: ## rustfmt check and clippy with warnings as errors
 
 unit: ## unit tests (no control plane needed)
 	cargo test --lib --bins
+
+aws-lc: ## the known-answer vectors under the AWS-LC AES-GCM backend (rebuilds the crate with --features aws-lc)
+	PARITY_PYTHON_BIN="$$(hack/pyenv)" cargo test --features aws-lc --test crypto_vectors
+
+fuzz: ## afl.rs: each fuzz target for FUZZ_SECONDS (default 60) from fuzz/corpus; needs cargo-afl
+	hack/fuzz
 
 testenv-build: ## build the control-plane binaries from Go modules (cached)
 	hack/testenv/build
@@ -67,6 +73,7 @@ test: ## everything CI runs: lint, unit, integration (kwok), then the real node'
 	$(MAKE) lint
 	$(MAKE) unit
 	hack/pyenv >/dev/null
+	$(MAKE) aws-lc
 	$(MAKE) browser-deps
 	hack/testenv/build
 	hack/testenv/selftest

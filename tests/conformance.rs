@@ -50,7 +50,7 @@ async fn run_cases<B: Backend>(b: &B) {
     // Round trip with context.
     let env = enc.encrypt(b"card 4111", &c).await.unwrap();
     assert_eq!(
-        enc.decrypt(&env, &c).await.unwrap(),
+        *enc.decrypt(&env, &c).await.unwrap(),
         b"card 4111",
         "{name}: round trip"
     );
@@ -82,13 +82,13 @@ async fn run_cases<B: Backend>(b: &B) {
     let before = Envelope::parse(&env).unwrap();
     b.rotate().await;
     assert_eq!(
-        enc.decrypt(&env, &c).await.unwrap(),
+        *enc.decrypt(&env, &c).await.unwrap(),
         b"card 4111",
         "{name}: after rotation"
     );
     let rewrapped = enc.rewrap(&env, &c).await.unwrap();
     assert_eq!(
-        enc.decrypt(&rewrapped, &c).await.unwrap(),
+        *enc.decrypt(&rewrapped, &c).await.unwrap(),
         b"card 4111",
         "{name}: rewrapped"
     );
@@ -108,7 +108,7 @@ async fn run_cases<B: Backend>(b: &B) {
         assert_eq!(v2, v1 + 1, "{name}: ReEncrypt targets the new version");
     }
     let fresh = enc.encrypt(b"new", &c).await.unwrap();
-    assert_eq!(enc.decrypt(&fresh, &c).await.unwrap(), b"new");
+    assert_eq!(*enc.decrypt(&fresh, &c).await.unwrap(), b"new");
 
     // Unknown key fails with NotFound: asking for new data keys under it, and unwrapping an
     // envelope that names it.
@@ -142,7 +142,7 @@ async fn run_cases<B: Backend>(b: &B) {
             "{name}: disabled key (decrypt) gave {err:?}"
         );
         b.set_enabled(true).await;
-        assert_eq!(enc.decrypt(&env, &c).await.unwrap(), b"card 4111");
+        assert_eq!(*enc.decrypt(&env, &c).await.unwrap(), b"card 4111");
     }
 }
 
@@ -236,7 +236,10 @@ async fn local_provider() {
 #[tokio::test]
 async fn kms_provider_against_parity_kms() {
     let kr = Keyring::seeded(b"conformance seed 0123456789", jiff::Timestamp::now()).unwrap();
-    let kms = ParityKms::start(&kr.to_json(), &["--alias", "alias/conformance"]);
+    let kms = ParityKms::start(
+        &kr.to_json(),
+        &["--alias", "alias/conformance", "--allow-admin-operations"],
+    );
     let b = Kms {
         client: kms.client(),
         key_id: "alias/conformance".into(),
@@ -255,7 +258,7 @@ async fn kms_provider_against_parity_kms() {
     let local = Encryptor::new(LocalKeyProvider::new(
         Keyring::from_json(&std::fs::read(&kms.keyring_path).unwrap()).unwrap(),
     ));
-    assert_eq!(local.decrypt(&via_kms, &c).await.unwrap(), b"interop");
+    assert_eq!(*local.decrypt(&via_kms, &c).await.unwrap(), b"interop");
     let via_local = local.encrypt(b"back", &c).await.unwrap();
     let env = Envelope::parse(&via_local).unwrap();
     let dk = b
@@ -264,7 +267,7 @@ async fn kms_provider_against_parity_kms() {
         .await
         .unwrap();
     assert_eq!(
-        parity_operator::crypto::open_with_data_key(&via_local, &dk, &c).unwrap(),
+        *parity_operator::crypto::open_with_data_key(&via_local, &dk, &c).unwrap(),
         b"back"
     );
 }

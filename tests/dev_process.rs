@@ -170,7 +170,7 @@ async fn local_example_runs_as_processes_and_unmodified_clients_connect_with_the
     let ctx: EncryptionContext = [("table", "customers"), ("attribute", "card"), ("id", "42")]
         .into_iter()
         .collect();
-    assert_eq!(app.decrypt(&card, &ctx).await.unwrap(), CANARY.as_bytes());
+    assert_eq!(*app.decrypt(&card, &ctx).await.unwrap(), CANARY.as_bytes());
 
     // Headless Chromium shows the decrypted seeded item (Local decrypts on the server).
     let mut b = support::browser::Browser::start(&env["PARITY_DASHBOARD_URL"]);

@@ -57,7 +57,10 @@ impl Seeded {
             jiff::Timestamp::now(),
         )
         .unwrap();
-        let kms = ParityKms::start(&kr.to_json(), &["--alias", "alias/customers-pii"]);
+        let kms = ParityKms::start(
+            &kr.to_json(),
+            &["--alias", "alias/customers-pii", "--allow-admin-operations"],
+        );
         let moto = Moto::start();
         let dir = tempfile::tempdir().unwrap();
         let seeds = dir.path().join("seeds");
@@ -197,7 +200,7 @@ async fn rewrap_moves_every_field_to_the_new_key_version_and_items_still_decrypt
             .collect();
         let i: usize = id.parse().unwrap();
         assert_eq!(
-            app.decrypt(&env.to_bytes().unwrap(), &ctx).await.unwrap(),
+            *app.decrypt(&env.to_bytes().unwrap(), &ctx).await.unwrap(),
             cards[i].as_bytes()
         );
     }

@@ -416,7 +416,7 @@ async fn encrypted_seed_fields_decrypt_back_through_the_key_service() {
         .into_iter()
         .collect();
     assert_eq!(
-        app.decrypt(card.as_ref(), &ctx).await.unwrap(),
+        *app.decrypt(card.as_ref(), &ctx).await.unwrap(),
         canary.as_bytes()
     );
     let wrong: EncryptionContext = [("table", "customers"), ("attribute", "card"), ("id", "43")]

@@ -250,14 +250,17 @@ async fn e2e_a_local_environment_serves_unmodified_clients_from_the_host() {
         .await
         .expect("Decrypt");
     assert_eq!(back.plaintext(), dk.plaintext());
-    // The keyring mount is read-only: a rotation the pod would write is refused, not lost.
+    // The cluster's kms pod serves no admin operations: an app holding the client
+    // credentials cannot rotate (or disable) the key; rotation goes through the environment.
+    // (The read-only keyring mount behind it is covered by tests/kms_sdk.rs.)
     let key_id = dk.key_id().expect("key id").to_string();
     let rotate = kms.rotate_key_on_demand().key_id(&key_id).send().await;
     let err = format!(
         "{:?}",
-        rotate.expect_err("the kms pod wrote its keyring mount")
+        rotate.expect_err("the kms pod served RotateKeyOnDemand")
     );
-    assert!(err.contains("UnsupportedOperationException"), "{err}");
+    assert!(err.contains("AccessDeniedException"), "{err}");
+    assert!(err.contains("--allow-admin-operations"), "{err}");
 
     // DynamoDB SDK against the moto pod: the table, its index, the seeds, and the encrypted
     // field decrypting the way the app decrypts, through the kms pod.
@@ -282,7 +285,7 @@ async fn e2e_a_local_environment_serves_unmodified_clients_from_the_host() {
     assert!(!String::from_utf8_lossy(card.as_ref()).contains(CANARY));
     let (app, ctx) = (keys.app(), card_context());
     assert_eq!(
-        app.decrypt(card.as_ref(), &ctx).await.expect("decrypt"),
+        *app.decrypt(card.as_ref(), &ctx).await.expect("decrypt"),
         CANARY.as_bytes()
     );
 
@@ -553,7 +556,7 @@ async fn e2e_a_rotation_reaches_the_running_kms_and_rewrap_moves_old_envelopes()
     // The seeded envelope (old version) still decrypts.
     let (app, ctx) = (keys.app(), card_context());
     assert_eq!(
-        app.decrypt(&seeded, &ctx).await.expect("old envelope"),
+        *app.decrypt(&seeded, &ctx).await.expect("old envelope"),
         CANARY.as_bytes()
     );
 
@@ -590,7 +593,7 @@ async fn e2e_a_rotation_reaches_the_running_kms_and_rewrap_moves_old_envelopes()
     let moved = card(customer(&ddb, "42").await.expect("customer"));
     assert!(kek_version(&moved) > v1, "still under version {v1}");
     assert_eq!(
-        app.decrypt(&moved, &ctx).await.expect("rewrapped"),
+        *app.decrypt(&moved, &ctx).await.expect("rewrapped"),
         CANARY.as_bytes()
     );
 }

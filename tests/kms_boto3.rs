@@ -11,7 +11,10 @@ use support::kms::{ACCESS_KEY_ID, ParityKms, SECRET_ACCESS_KEY};
 #[test]
 fn boto3_client_works_unmodified() {
     let kr = Keyring::seeded(b"boto3 test seed 0123456789", jiff::Timestamp::now()).unwrap();
-    let kms = ParityKms::start(&kr.to_json(), &["--alias", "alias/app"]);
+    let kms = ParityKms::start(
+        &kr.to_json(),
+        &["--alias", "alias/app", "--allow-admin-operations"],
+    );
     let python = support::moto::python_bin().join("python");
     let out = Command::new(&python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kms_boto3.py"))

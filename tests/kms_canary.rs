@@ -40,7 +40,10 @@ async fn no_key_bytes_or_plaintext_in_logs_or_metrics() {
         assert_eq!(kr.kek(v).unwrap().expose().to_vec(), secrets[v as usize]);
     }
 
-    let kms = ParityKms::start(&json, &["--alias", "alias/canary"]);
+    let kms = ParityKms::start(
+        &json,
+        &["--alias", "alias/canary", "--allow-admin-operations"],
+    );
     let c = kms.client();
     let ct = c
         .encrypt()

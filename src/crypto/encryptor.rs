@@ -101,11 +101,12 @@ impl<P: KeyProvider> Encryptor<P> {
         )?)
     }
 
+    /// The plaintext is wiped when dropped; copy it out only where it must outlive that.
     pub async fn decrypt(
         &self,
         envelope: &[u8],
         ctx: &EncryptionContext,
-    ) -> Result<Vec<u8>, CryptoError> {
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
         let env = Envelope::parse(envelope)?;
         let canonical = ctx.canonical()?;
         self.provider_calls.fetch_add(1, Ordering::Relaxed);
@@ -142,7 +143,7 @@ pub fn open_with_data_key(
     envelope: &[u8],
     data_key: &SecretKey,
     ctx: &EncryptionContext,
-) -> Result<Vec<u8>, CryptoError> {
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
     let env = Envelope::parse(envelope)?;
     Ok(suite::open(&env, data_key, &ctx.canonical()?)?)
 }

@@ -110,18 +110,20 @@ pub(crate) fn seal_to_bytes(
     Ok(out)
 }
 
-/// Checks the commitment, then authenticates and decrypts the payload.
+/// Checks the commitment, then authenticates and decrypts the payload. The plaintext is
+/// wiped when the caller drops it.
 pub(crate) fn open(
     env: &Envelope,
     data_key: &SecretKey,
     canonical_context: &[u8],
-) -> Result<Vec<u8>, OpenError> {
+) -> Result<zeroize::Zeroizing<Vec<u8>>, OpenError> {
     let (msg_key, commitment) = derive(data_key, &env.nonce);
     if !bool::from(commitment.ct_eq(&env.commitment)) {
         return Err(OpenError::CommitmentMismatch);
     }
     let aad = env.payload_aad(canonical_context);
     super::aead::open(msg_key.expose(), &env.nonce, &aad, &env.ciphertext)
+        .map(zeroize::Zeroizing::new)
         .ok_or(OpenError::AuthenticationFailed)
 }
 
@@ -149,7 +151,7 @@ mod tests {
     fn open_rejects_other_key_by_commitment_and_other_context_by_tag() {
         let dk = SecretKey::from_bytes([7; 32]);
         let env = seal(&dk, [1; 12], "k".into(), 1, vec![9], b"ctx", b"hello");
-        assert_eq!(open(&env, &dk, b"ctx").unwrap(), b"hello");
+        assert_eq!(*open(&env, &dk, b"ctx").unwrap(), b"hello");
         assert_eq!(
             open(&env, &SecretKey::from_bytes([8; 32]), b"ctx"),
             Err(OpenError::CommitmentMismatch)

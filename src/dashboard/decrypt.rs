@@ -69,9 +69,10 @@ impl Decryptor {
         match result {
             Ok(plaintext) => {
                 view.kind = Kind::Decrypted;
-                view.value = Some(match String::from_utf8(plaintext) {
-                    Ok(s) => Value::String(s),
-                    Err(e) => Value::String(B64.encode(e.as_bytes())),
+                // The view is what the dashboard shows: its copy is the one that leaves.
+                view.value = Some(match std::str::from_utf8(&plaintext) {
+                    Ok(s) => Value::String(s.to_owned()),
+                    Err(_) => Value::String(B64.encode(&*plaintext)),
                 });
                 true
             }

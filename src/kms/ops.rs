@@ -34,6 +34,20 @@ fn b64(field: &str, value: Option<String>) -> Result<Vec<u8>, KmsError> {
     })
 }
 
+/// AWS's bound on a CiphertextBlob.
+const MAX_CIPHERTEXT_BLOB: usize = 6144;
+
+/// A CiphertextBlob argument: base64 of 1 to 6144 bytes, as AWS validates it.
+fn ciphertext_blob(field: &str, value: Option<String>) -> Result<Vec<u8>, KmsError> {
+    let bytes = b64(field, value)?;
+    if bytes.is_empty() || bytes.len() > MAX_CIPHERTEXT_BLOB {
+        return Err(KmsError::validation(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length between 1 and {MAX_CIPHERTEXT_BLOB}"
+        )));
+    }
+    Ok(bytes)
+}
+
 fn required(field: &str, v: Option<String>) -> Result<String, KmsError> {
     v.ok_or_else(|| {
         KmsError::validation(format!(
@@ -134,7 +148,7 @@ pub struct DecryptReq {
 
 pub fn decrypt(store: &Store, r: DecryptReq) -> Result<Value, KmsError> {
     check_algorithm(&r.encryption_algorithm)?;
-    let blob_bytes = b64("ciphertextBlob", r.ciphertext_blob)?;
+    let blob_bytes = ciphertext_blob("ciphertextBlob", r.ciphertext_blob)?;
     let ctx = context(r.encryption_context, "EncryptionContext")?;
     let (id, pt) = open(store, &blob_bytes, r.key_id, &ctx)?;
     Ok(
@@ -232,7 +246,7 @@ pub fn re_encrypt(store: &Store, r: ReEncryptReq) -> Result<Value, KmsError> {
     check_algorithm(&r.source_encryption_algorithm)?;
     check_algorithm(&r.destination_encryption_algorithm)?;
     let dest = store.resolve(&required("destinationKeyId", r.destination_key_id)?)?;
-    let blob_bytes = b64("ciphertextBlob", r.ciphertext_blob)?;
+    let blob_bytes = ciphertext_blob("ciphertextBlob", r.ciphertext_blob)?;
     let src_ctx = context(r.source_encryption_context, "SourceEncryptionContext")?;
     let dst_ctx = context(
         r.destination_encryption_context,
@@ -300,17 +314,18 @@ fn page(
         Some(n) if (1..=1000).contains(&n) => n as usize,
         Some(_) => return Err(KmsError::validation("Limit must be between 1 and 1000")),
     };
+    // Only markers we handed out are valid: an index within the listing. Anything else
+    // (negative, not a number, past the end, beyond usize) is refused before any arithmetic.
     let start = match marker {
         None => 0,
         Some(m) => m
             .parse::<usize>()
-            .map_err(|_| KmsError::new("InvalidMarkerException", "Marker is not valid"))?,
+            .ok()
+            .filter(|s| *s <= items.len())
+            .ok_or_else(|| KmsError::new("InvalidMarkerException", "Marker is not valid"))?,
     };
-    let end = (start + limit).min(items.len());
-    let slice: Vec<Value> = items
-        .get(start.min(items.len())..end)
-        .unwrap_or_default()
-        .to_vec();
+    let end = start.saturating_add(limit).min(items.len());
+    let slice: Vec<Value> = items.get(start..end).unwrap_or_default().to_vec();
     let mut out = json!({ field: slice, "Truncated": end < items.len() });
     if end < items.len() {
         out["NextMarker"] = Value::String(end.to_string());

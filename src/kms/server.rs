@@ -73,12 +73,18 @@ pub struct KmsArgs {
     /// How often keyring files are checked for changes, in seconds.
     #[arg(long, env = "PARITY_KMS_RELOAD_SECONDS", default_value_t = 5)]
     pub reload_seconds: u64,
+    /// Serve the admin operations (DisableKey, EnableKey, RotateKeyOnDemand). Off by
+    /// default: anyone holding the client credentials could otherwise switch a key off for
+    /// every app, or rotate it outside the operator's schedule. The cluster never sets it.
+    #[arg(long, env = "PARITY_KMS_ALLOW_ADMIN_OPERATIONS")]
+    pub allow_admin_operations: bool,
 }
 
 struct App {
     store: RwLock<Store>,
     creds: Credentials,
     metrics: Metrics,
+    allow_admin: bool,
 }
 
 fn load_store(args: &KmsArgs) -> anyhow::Result<Store> {
@@ -158,7 +164,11 @@ fn secret(args: &KmsArgs) -> anyhow::Result<String> {
 
 pub async fn run(args: KmsArgs) -> anyhow::Result<()> {
     let store = load_store(&args)?;
-    let creds = Credentials::new(args.access_key_id.clone(), secret(&args)?);
+    let creds = Credentials::new(
+        args.access_key_id.clone(),
+        secret(&args)?,
+        args.region.clone(),
+    );
     if creds.access_key_id.is_empty() {
         bail!("--access-key-id must not be empty");
     }
@@ -178,6 +188,7 @@ pub async fn run(args: KmsArgs) -> anyhow::Result<()> {
         store: RwLock::new(store),
         creds,
         metrics: Metrics::new(),
+        allow_admin: args.allow_admin_operations,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -243,6 +254,9 @@ const OPERATIONS: &[&str] = &[
     "DisableKey",
     "EnableKey",
 ];
+
+/// The operations that change a key's state: served only with --allow-admin-operations.
+const ADMIN_OPERATIONS: &[&str] = &["RotateKeyOnDemand", "DisableKey", "EnableKey"];
 
 /// The label for an operation name taken from the request: itself if known, else a constant.
 fn operation_label(op: &str) -> &'static str {
@@ -335,6 +349,15 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, KmsError> {
 }
 
 fn dispatch(app: &App, op: &str, body: &[u8]) -> Result<Value, KmsError> {
+    if !app.allow_admin && ADMIN_OPERATIONS.contains(&op) {
+        // AWS answers an operation the caller's policy does not allow with AccessDenied.
+        return Err(KmsError::new(
+            "AccessDeniedException",
+            format!(
+                "{op} is an admin operation and is off on this endpoint; start parity kms with --allow-admin-operations (PARITY_KMS_ALLOW_ADMIN_OPERATIONS=true) to allow it. In a cluster, rotate through the ParityEnvironment (spec.keys.rotation)"
+            ),
+        ));
+    }
     let read = || app.store.read().unwrap_or_else(|p| p.into_inner());
     match op {
         "Encrypt" => ops::encrypt(&read(), parse(body)?),

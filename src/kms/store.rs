@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 use super::error::KmsError;
 use crate::crypto::Keyring;
 
+/// Longest KeyId (id, ARN, alias or alias ARN) AWS KMS accepts.
+pub const MAX_KEY_ID_LEN: usize = 2048;
+
 pub struct KeyEntry {
     pub keyring: Keyring,
     pub enabled: bool,
@@ -73,8 +76,12 @@ impl Store {
 
     /// Resolves a key id, key ARN, alias name or alias ARN to a key id.
     pub fn resolve(&self, key: &str) -> Result<String, KmsError> {
-        if key.is_empty() {
-            return Err(KmsError::validation("KeyId must not be empty"));
+        // AWS's bound on KeyId; it also keeps the id out of error messages and logs when
+        // it is only a flood of bytes.
+        if key.is_empty() || key.len() > MAX_KEY_ID_LEN {
+            return Err(KmsError::validation(format!(
+                "1 validation error detected: Value at 'keyId' failed to satisfy constraint: Member must have length between 1 and {MAX_KEY_ID_LEN}"
+            )));
         }
         let local = match key.strip_prefix("arn:aws:kms:") {
             Some(rest) => {

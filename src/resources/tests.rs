@@ -484,7 +484,20 @@ fn kms_container_args_parse_with_parity_kms() {
         argv.push("--access-key-id=test".to_string());
         let cli = crate::cli::Cli::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("parity kms rejects the builder's args {argv:?}: {e}"));
-        assert!(matches!(cli.command, crate::cli::Command::Kms(_)));
+        let crate::cli::Command::Kms(args) = cli.command else {
+            panic!("not parity kms: {argv:?}");
+        };
+        // The cluster's kms serves no admin operations (DisableKey, EnableKey,
+        // RotateKeyOnDemand): neither the args nor the pod's environment turn them on.
+        assert!(!args.allow_admin_operations, "{argv:?}");
+        assert!(
+            !c.env
+                .iter()
+                .flatten()
+                .any(|e| e.name == "PARITY_KMS_ALLOW_ADMIN_OPERATIONS"),
+            "{:?}",
+            c.env
+        );
     }
 }
 

@@ -1,0 +1,2 @@
+//! Fuzz targets for parity-operator's parsers (docs/testing.md, "Fuzzing").
+pub mod targets;
