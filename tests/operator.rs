@@ -877,11 +877,30 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
     assert_eq!(holder, a.identity);
     let b = Operator::start(&ns.name, "op-leader-b", None);
     b.wait_ready().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        !b.logs().contains("became leader"),
+    // Two renewals by the first replica while the second runs: the second still follows.
+    let renew_time = || async {
+        leases
+            .get("parity-operator-leader")
+            .await
+            .ok()
+            .and_then(|l| l.spec?.renew_time)
+    };
+    let mut last = renew_time().await;
+    for _ in 0..2 {
+        last = until("the leader to renew its lease", WAIT, || async {
+            match renew_time().await {
+                t if t != last => Ok(t),
+                t => Err(t),
+            }
+        })
+        .await;
+    }
+    assert_eq!(
+        b.leading().await,
+        Some(false),
         "the second replica must not lead while the first renews"
     );
+    assert!(!b.logs().contains("became leader"));
 
     envs.create(&PostParams::default(), &env("dev", local_spec()))
         .await
