@@ -98,18 +98,7 @@ async fn survives_a_restart_of(component: &str, down_for_secs: u32, prefix: &str
         restarted = true;
     }
 
-    // The change, as soon as the API takes writes again (the first may meet a 5xx).
-    let patch = json!({"spec": {"dynamodb": {"tables": [
-        {"name": "orders", "partitionKey": {"name": "id", "type": "S"}},
-        {"name": "after-restart", "partitionKey": {"name": "id", "type": "S"}}
-    ]}}});
-    until("the API to take the change", RECOVERY, || async {
-        envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    add_table(&envs, "after-restart").await;
     wait_reconciled(
         &envs,
         &format!("the change reconciled within {RECOVERY:?} of {component} being back"),
@@ -154,6 +143,22 @@ async fn survives_a_restart_of(component: &str, down_for_secs: u32, prefix: &str
         },
     );
     assert!(op.is_running(), "{}", op.logs());
+}
+
+/// Adds table `name` to dev's spec as soon as the API takes writes again (the first
+/// attempts may meet a 5xx).
+async fn add_table(envs: &Api<ParityEnvironment>, name: &str) {
+    let patch = json!({"spec": {"dynamodb": {"tables": [
+        {"name": "orders", "partitionKey": {"name": "id", "type": "S"}},
+        {"name": name, "partitionKey": {"name": "id", "type": "S"}}
+    ]}}});
+    until("the API to take the change", RECOVERY, || async {
+        envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -213,17 +218,7 @@ async fn a_leader_cut_off_past_its_renew_deadline_steps_down_and_a_restart_recon
     // Restarted, as its pod would be: it takes its Lease back and reconciles a change.
     let op = Operator::start(&ns.name, &op.identity.clone(), None);
     let back = Instant::now();
-    let patch = json!({"spec": {"dynamodb": {"tables": [
-        {"name": "orders", "partitionKey": {"name": "id", "type": "S"}},
-        {"name": "after-cut", "partitionKey": {"name": "id", "type": "S"}}
-    ]}}});
-    until("the API to take the change", RECOVERY, || async {
-        envs.patch("dev", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    add_table(&envs, "after-cut").await;
     wait_reconciled(&envs, "the restarted operator to reconcile the change").await;
     eprintln!(
         "restarted operator reconciled the change {:?} after the apiserver was back",
