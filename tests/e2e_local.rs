@@ -512,19 +512,7 @@ async fn e2e_a_rotation_reaches_the_running_kms_and_rewrap_moves_old_envelopes()
 
     // The operator rotates once the active version is a minute old (it requeues for that
     // moment), says so in status and an event...
-    until("a second key version in status", E2E_WAIT, || async {
-        let e = envs.get("dev").await.map_err(|e| e.to_string())?;
-        let n = e
-            .status
-            .and_then(|s| s.keys)
-            .map_or(0, |k| k.versions.len());
-        if n >= 2 {
-            Ok(())
-        } else {
-            Err(format!("{n} version(s)"))
-        }
-    })
-    .await;
+    support::penv::wait_key_versions(&envs, "dev", 2, E2E_WAIT).await;
     support::penv::wait_event(&ns, "KeyRotated").await;
     // ...and the running kms pod wraps new data keys with it once the kubelet refreshed the
     // mounted Secret (no restart).

@@ -241,19 +241,7 @@ async fn the_operator_killed_at_20_random_points_converges_and_keeps_every_keyri
     }
     let start = chaos.started;
     for name in &names_ {
-        until(&format!("{name} rotated"), WAIT, || async {
-            let e = envs.get(name).await.map_err(|e| e.to_string())?;
-            let n = e
-                .status
-                .and_then(|s| s.keys)
-                .map_or(0, |k| k.versions.len());
-            if n >= 2 {
-                Ok(())
-            } else {
-                Err(format!("{n} versions"))
-            }
-        })
-        .await;
+        wait_key_versions(&envs, name, 2, WAIT).await;
     }
     let first_rotation = start.elapsed();
     for name in &names_ {

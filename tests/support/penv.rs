@@ -120,3 +120,29 @@ pub fn ready_message(e: &ParityEnvironment) -> String {
         .map(|c| c.message.clone())
         .unwrap_or_default()
 }
+
+/// Waits until `name` lists at least `n` key versions in status.keys.
+pub async fn wait_key_versions(
+    envs: &Api<ParityEnvironment>,
+    name: &str,
+    n: usize,
+    timeout: Duration,
+) {
+    until(
+        &format!("{name} to list {n} key versions"),
+        timeout,
+        || async {
+            let e = envs.get(name).await.map_err(|e| e.to_string())?;
+            let have = e
+                .status
+                .and_then(|s| s.keys)
+                .map_or(0, |k| k.versions.len());
+            if have >= n {
+                Ok(())
+            } else {
+                Err(format!("{have} version(s)"))
+            }
+        },
+    )
+    .await
+}
