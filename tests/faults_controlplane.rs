@@ -38,23 +38,41 @@ async fn wait_reconciled(envs: &Api<ParityEnvironment>, what: &str) {
     .await;
 }
 
+/// Runs a script of hack/testenv and returns its report (stdout); fails the test if it fails.
+fn testenv(script: &str, args: &[&str]) -> String {
+    let path = format!("{}/hack/testenv/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {path}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn restart(component: &str, down_for_secs: u32) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv/restart");
-    let out = Command::new(script)
-        .args([
+    testenv(
+        "restart",
+        &[
             component,
             "--kill",
             "--down-for",
             &down_for_secs.to_string(),
-        ])
-        .output()
-        .expect("run hack/testenv/restart");
-    assert!(
-        out.status.success(),
-        "restart {component}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        ],
+    )
+}
+
+/// Leaves a control plane whose own controllers act again (hack/testenv/settle): after
+/// restarts, kube-controller-manager's informers may stay in reconnect backoff for a minute,
+/// and the next test would wait on Deployments nobody rolls out.
+async fn settle() {
+    let report = tokio::task::spawn_blocking(|| testenv("settle", &[]))
+        .await
+        .expect("settle");
+    eprintln!("{report}");
 }
 
 /// Renew deadline (10 s) minus the retry period (2 s): the last renewal may have been that
@@ -143,6 +161,7 @@ async fn survives_a_restart_of(component: &str, down_for_secs: u32, prefix: &str
         },
     );
     assert!(op.is_running(), "{}", op.logs());
+    settle().await;
 }
 
 /// Adds table `name` to dev's spec as soon as the API takes writes again (the first
@@ -225,4 +244,5 @@ async fn a_leader_cut_off_past_its_renew_deadline_steps_down_and_a_restart_recon
         back.elapsed()
     );
     assert!(op.logs().contains("became leader"));
+    settle().await;
 }
