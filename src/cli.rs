@@ -101,6 +101,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Crd(args) => exit(crate::api::run(args).await),
+        Command::Render(args) if args.format == crate::resources::RenderFormat::Compose => {
+            exit(crate::dev::compose::run(args))
+        }
         Command::Render(args) => exit(crate::resources::run(args).await),
         Command::Operator(args) => exit(crate::controller::run(*args).await),
         Command::Status(args) => match crate::controller::trace::run(args).await {

@@ -3,6 +3,7 @@
 //! pods ([`derive`]), and connects an app to it through `.parity/<env>/.env` (or runs the
 //! app itself after `--`). docs/dev.md describes it.
 
+pub mod compose;
 pub mod derive;
 pub mod files;
 pub mod moto;
@@ -121,6 +122,30 @@ pub struct RunArgs {
     pub app: Vec<String>,
 }
 
+impl RunArgs {
+    /// The file inputs of `parity render --format compose`, which prepares the same files.
+    pub fn for_files(r: &crate::resources::RenderArgs) -> RunArgs {
+        RunArgs {
+            file: Some(r.file.clone()),
+            name: None,
+            namespace: r.namespace.clone(),
+            mirror_source: r.mirror_source.clone(),
+            seed_file: r.seed_file.clone(),
+            seeds: r.seeds.clone(),
+            secrets_schema: r.secrets_schema.clone(),
+            dynamodb_endpoint: None,
+            kms_port: None,
+            dynamodb_port: None,
+            secrets_port: None,
+            dashboard_port: None,
+            state_dir: r.state_dir.clone(),
+            reset: false,
+            yes: false,
+            app: Vec::new(),
+        }
+    }
+}
+
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         Some(DevAction::Status(s)) => status(s),
@@ -129,7 +154,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads the manifest and picks the environment, validated as the operator validates it.
-fn load(
+pub(crate) fn load(
     file: &Path,
     name: Option<&str>,
     namespace: &str,
@@ -294,6 +319,87 @@ fn key_seed(
         }
     }
     Ok(None)
+}
+
+/// The files a Secret or ConfigMap holds in a cluster, under `layout`: the keyring and the
+/// credentials (created once), the topology and the generated secrets, with every
+/// in-cluster URL replaced as `urls` says. Returns the app's secrets (for its `.env`).
+pub fn prepare_files(
+    args: &RunArgs,
+    env: &ValidatedSpec,
+    file: &Path,
+    manifest: &str,
+    layout: &Layout,
+    urls: &[(String, String)],
+    say: fn(&str),
+) -> anyhow::Result<BTreeMap<String, Zeroizing<String>>> {
+    let p = plan(env, env.profile);
+    let seed = key_seed(args, env, manifest)?;
+    if p.kms && files::ensure_keyring(layout, env, seed.as_deref().map(|s| s.as_slice()))? {
+        say(&format!(
+            "parity dev: created the keyring ({:?} keys) in {}",
+            env.spec.keys.local.source,
+            layout.keyring_file(&env.name).display()
+        ));
+    }
+    files::ensure_credentials(layout, env)?;
+    files::write_topology(layout, &topology_files(env, urls))?;
+    let secrets_spec = &env.spec.secrets;
+    let (true, SecretsProvider::Local, Some(schema_ref)) = (
+        p.components.secrets,
+        secrets_spec.provider,
+        &secrets_spec.schema,
+    ) else {
+        return Ok(BTreeMap::new());
+    };
+    let path = match &args.secrets_schema {
+        Some(p) => p.clone(),
+        None => file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&schema_ref.key),
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "spec.secrets.schema (ConfigMap {} key {}): read {} (give the schema file with --secrets-schema FILE)",
+            schema_ref.name, schema_ref.key, path.display()
+        )
+    })?;
+    let schema = crate::secrets::SecretsSchema::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let ep = endpoints(env, env.profile, &BuildContext::new("parity"));
+    let mut urlmap = BTreeMap::new();
+    for (k, v) in [
+        ("dynamodb", ep.dynamodb),
+        ("kms", ep.kms),
+        ("dashboard", ep.dashboard),
+    ] {
+        if let Some(v) = v {
+            let v = urls
+                .iter()
+                .find(|(from, _)| *from == v)
+                .map_or(v.clone(), |(_, to)| to.clone());
+            urlmap.insert(k.to_string(), v);
+        }
+    }
+    let (report, values) = files::sync_secrets(
+        layout,
+        env,
+        &schema,
+        seed.as_deref().map(|s| s.as_slice()),
+        &urlmap,
+    )?;
+    let c = report.condition();
+    if !c.ready {
+        bail!("secrets ({}): {}", path.display(), c.message);
+    }
+    if !report.created.is_empty() {
+        say(&format!(
+            "parity dev: generated secrets {} (kept across restarts)",
+            report.created.join(", ")
+        ));
+    }
+    Ok(values)
 }
 
 fn confirm_reset(layout: &Layout, env: &str, yes: bool) -> anyhow::Result<()> {
@@ -547,17 +653,10 @@ async fn up(args: RunArgs) -> anyhow::Result<ExitCode> {
         port_failure.map(|e| (e, "free the port or leave out --dynamodb-port".to_string()));
 
     // Keys, credentials, topology and secrets: files first, so a restart finds them.
-    let seed = key_seed(&args, &env, &manifest)?;
-    if p.kms && files::ensure_keyring(&layout, &env, seed.as_deref().map(|s| s.as_slice()))? {
-        println!(
-            "parity dev: created the keyring ({:?} keys) in {}",
-            env.spec.keys.local.source,
-            layout.keyring_file(&env.name).display()
-        );
-    }
-    files::ensure_credentials(&layout, &env)?;
     let urls = url_map(&env, &ports, args.dynamodb_endpoint.as_deref());
-    files::write_topology(&layout, &topology_files(&env, &urls))?;
+    let app_secrets = prepare_files(&args, &env, &file, &manifest, &layout, &urls, |m| {
+        println!("{m}")
+    })?;
     let local = |u: Option<String>| {
         u.map(|u| {
             urls.iter()
@@ -573,56 +672,6 @@ async fn up(args: RunArgs) -> anyhow::Result<ExitCode> {
         topology_config_map: None,
         secrets: local(ep.secrets),
     };
-    let mut app_secrets = BTreeMap::new();
-    let secrets_spec = &env.spec.secrets;
-    if p.components.secrets
-        && secrets_spec.provider == SecretsProvider::Local
-        && let Some(schema_ref) = &secrets_spec.schema
-    {
-        let path = match &args.secrets_schema {
-            Some(p) => p.clone(),
-            None => file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(&schema_ref.key),
-        };
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "spec.secrets.schema (ConfigMap {} key {}): read {} (give the schema file with --secrets-schema FILE)",
-                schema_ref.name, schema_ref.key, path.display()
-            )
-        })?;
-        let schema = crate::secrets::SecretsSchema::parse(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut urlmap = BTreeMap::new();
-        for (k, v) in [
-            ("dynamodb", &local_ep.dynamodb),
-            ("kms", &local_ep.kms),
-            ("dashboard", &local_ep.dashboard),
-        ] {
-            if let Some(v) = v {
-                urlmap.insert(k.to_string(), v.clone());
-            }
-        }
-        let (report, values) = files::sync_secrets(
-            &layout,
-            &env,
-            &schema,
-            seed.as_deref().map(|s| s.as_slice()),
-            &urlmap,
-        )?;
-        let c = report.condition();
-        if !c.ready {
-            bail!("secrets ({}): {}", path.display(), c.message);
-        }
-        if !report.created.is_empty() {
-            println!(
-                "parity dev: generated secrets {} (kept across restarts)",
-                report.created.join(", ")
-            );
-        }
-        app_secrets = values;
-    }
     let read = |secret: String, key: &str| files::read_secret_key(&layout, &env.name, &secret, key);
     let inputs = ConnectionInputs {
         kms_secret_access_key: read(names::kms_credentials(&env.name), KMS_SECRET_ACCESS_KEY_KEY)?,

@@ -16,7 +16,10 @@ pub const RENDER_PLACEHOLDER_UID: &str = "00000000-0000-0000-0000-000000000000";
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   parity render -f examples/local.yaml --mirror-source examples/staging.yaml
-  parity render -f examples/ci.yaml --mirror-source examples/staging.yaml | kubectl diff -f -")]
+  parity render -f examples/ci.yaml --mirror-source examples/staging.yaml | kubectl diff -f -
+  parity render -f examples/local.yaml --mirror-source examples/staging.yaml \\
+      --format compose --seeds examples/fixtures > compose.yaml
+  docker compose -f compose.yaml --profile level3 up")]
 pub struct RenderArgs {
     /// YAML file with one or more ParityEnvironment documents (`-` for stdin).
     #[arg(short = 'f', long = "filename")]
@@ -35,6 +38,28 @@ pub struct RenderArgs {
     /// Environments in -f itself are sources too.
     #[arg(long)]
     pub mirror_source: Option<PathBuf>,
+    /// yaml: the Kubernetes objects. compose: a Compose file with one profile per parity
+    /// level; it also writes the keys and secrets under --state-dir, as `parity dev` does.
+    #[arg(long, value_enum, default_value_t = RenderFormat::Yaml)]
+    pub format: RenderFormat,
+    /// compose: where the keys, credentials and secrets go (one directory per environment).
+    #[arg(long, env = "PARITY_DEV_DIR", default_value = ".parity")]
+    pub state_dir: PathBuf,
+    /// compose: directory of seed fixtures, standing in for spec.dynamodb.seed's ConfigMap.
+    #[arg(long)]
+    pub seeds: Option<PathBuf>,
+    /// compose: the secrets schema file (default: the schema's key next to the manifest).
+    #[arg(long)]
+    pub secrets_schema: Option<PathBuf>,
+    /// compose: file holding the key seed (keys.local.source Seeded).
+    #[arg(long, env = "PARITY_KEY_SEED_FILE")]
+    pub seed_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RenderFormat {
+    Yaml,
+    Compose,
 }
 
 /// The ParityEnvironments of a YAML stream (with their 1-based document numbers), the
