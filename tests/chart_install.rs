@@ -212,8 +212,10 @@ async fn namespace_edit_may_apply_environments_and_view_only_read_them() {
         );
     }
     // Before the chart's roles exist, edit and view grant nothing on environments.
-    assert!(!can_i("dev-alice", "create", &ns.name));
-    assert!(!can_i("dev-bob", "list", &ns.name));
+    let leftovers = "edit or view grants parityenvironments before this test applied its roles: \
+        leftover aggregated ClusterRoles (kubectl get clusterrole -l app.kubernetes.io/name=parity-operator)";
+    assert!(!can_i("dev-alice", "create", &ns.name), "{leftovers}");
+    assert!(!can_i("dev-bob", "list", &ns.name), "{leftovers}");
     let roles = run(
         Command::new("helm").args([
             "template",
