@@ -1,7 +1,8 @@
 //! The Helm chart rendered with `helm template` and server-side applied to the real API
 //! server: every object is accepted, the operator's pod passes restricted Pod Security, and
 //! the ClusterRole holds exactly the generated least-privilege rules; the aggregated roles let
-//! a namespace's edit users apply environments and its view users only read them.
+//! a namespace's edit users apply environments and its view users only read them; the pull
+//! secrets reach every workload the operator creates.
 
 mod support;
 
@@ -298,4 +299,95 @@ async fn namespace_edit_may_apply_environments_and_view_only_read_them() {
     }
     // The grant is the namespace's: edit here is nothing in another namespace.
     assert!(!can_i("dev-alice", "create", "default"));
+}
+
+/// The chart's imagePullSecrets reach every pod the operator creates: the operator runs with
+/// the `--image-pull-secret` arguments the chart renders, and the Deployments and the
+/// bootstrap Job it applies carry them.
+#[tokio::test]
+async fn the_charts_pull_secrets_reach_every_workload() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::api::PostParams;
+
+    let rendered = run(
+        Command::new("helm").args([
+            "template",
+            "x",
+            CHART,
+            "--show-only",
+            "templates/deployment.yaml",
+            "--set",
+            "imagePullSecrets[0].name=regcred",
+            "--set",
+            "imagePullSecrets[1].name=mirror",
+        ]),
+        None,
+    );
+    let pull_args: Vec<String> = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter(|a| a.starts_with("--image-pull-secret="))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(pull_args.len(), 2, "{rendered}");
+
+    let ns = TestNamespace::new("pullsecrets").await;
+    support::crd::install_crd(&ns.client).await;
+    let args: Vec<&str> = pull_args.iter().map(String::as_str).collect();
+    let _op = support::operator::Operator::start_with(&ns.name, "pull-a", None, &args, &[]);
+    let envs: Api<parity_operator::api::ParityEnvironment> = ns.api();
+    envs.create(
+        &PostParams::default(),
+        &support::penv::env("dev", support::penv::local_spec()),
+    )
+    .await
+    .expect("create environment");
+
+    let deployments: Api<Deployment> = ns.api();
+    let jobs: Api<Job> = ns.api();
+    until(
+        "the workloads applied with the pull secrets",
+        Duration::from_secs(60),
+        || async {
+            let mut templates: Vec<(String, _)> = Vec::new();
+            for d in deployments
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                templates.push((d.metadata.name.unwrap_or_default(), Some(d.spec.template)));
+            }
+            for j in jobs
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                templates.push((
+                    j.metadata.name.unwrap_or_default(),
+                    j.spec.map(|s| s.template),
+                ));
+            }
+            let names: Vec<&str> = templates.iter().map(|(n, _)| n.as_str()).collect();
+            // Local level 2: DynamoDB, its bootstrap Job, kms and the dashboard.
+            if templates.len() < 4 {
+                return Err(format!("only {names:?} so far"));
+            }
+            for (name, t) in &templates {
+                let secrets: Vec<_> = t
+                    .as_ref()
+                    .and_then(|t| t.spec.as_ref())
+                    .and_then(|s| s.image_pull_secrets.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| r.name)
+                    .collect();
+                if secrets != ["regcred", "mirror"] {
+                    return Err(format!("{name} pulls with {secrets:?}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
 }
