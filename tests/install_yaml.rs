@@ -7,9 +7,9 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde_json::Value;
 
 use support::cmd::run;
@@ -105,23 +105,18 @@ async fn install_yaml_applies_and_the_operator_pod_is_admitted() {
     let want: Vec<String> = docs.iter().map(kubectl_name).collect();
     assert_eq!(live.lines().collect::<Vec<_>>(), want);
 
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    until(
-        "the operator pod admitted in parity-system",
-        Duration::from_secs(60),
-        || async {
-            let list = pods
-                .list(&ListParams::default().labels("app.kubernetes.io/name=parity-operator"))
-                .await
-                .map_err(|e| e.to_string())?;
-            if list.items.len() == 1 {
-                Ok(())
-            } else {
-                Err(format!("{} pods", list.items.len()))
-            }
-        },
-    )
-    .await;
+    // status.replicas counts the pods the ReplicaSet created: Pod Security rejects none.
+    run(
+        Command::new("kubectl").args([
+            "wait",
+            "-n",
+            NAMESPACE,
+            "deployment/parity-operator",
+            "--for=jsonpath={.status.replicas}=1",
+            "--timeout=60s",
+        ]),
+        None,
+    );
     drop(cleanup);
     until("parity-system deleted", Duration::from_secs(60), || async {
         match namespaces.get_opt(NAMESPACE).await {
