@@ -12,7 +12,7 @@ TESTENV_BIN := $(PARITY_CACHE)/testenv/bin
 PARITY := $(CARGO_TARGET_DIR)/debug/parity
 
 .PHONY: help build lint unit aws-lc fuzz integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up kind-down bench \
-	node-deps images testenv-up-real testenv-selftest-real
+	node-deps images testenv-up-real testenv-selftest-real chart-package install-yaml
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -85,10 +85,22 @@ test: ## everything CI runs: lint, unit, integration (kwok), then the real node'
 	hack/testenv/selftest --real-node
 	$(MAKE) e2e
 
-crds: ## regenerate the CRD (crds/ and the chart's copy) and the chart's RBAC rules
+crds: ## regenerate the CRD (crds/ and the chart's copy), the chart's RBAC rules and deploy/install.yaml
 	cargo run -q -- crd > crds/parity.dev_parityenvironments.yaml
 	cp crds/parity.dev_parityenvironments.yaml charts/parity-operator/crds/
 	cargo run -q -- crd --rbac-rules > charts/parity-operator/files/rbac-rules.yaml
+	$(MAKE) install-yaml
+
+# helm as hack/testenv/build builds it (make testenv-build), else one already on PATH.
+WITH_HELM := PATH="$(TESTENV_BIN):$$PATH"
+
+DIST ?= dist
+chart-package: ## package the chart into dist/ (then helm push it to an OCI registry: docs/install.md)
+	$(WITH_HELM) helm package charts/parity-operator -d $(DIST)
+
+install-yaml: ## render deploy/install.yaml from the chart (default values; tests/chart_template.rs checks it)
+	$(WITH_HELM) deploy/render > deploy/install.yaml.tmp
+	mv deploy/install.yaml.tmp deploy/install.yaml
 
 demo: ## real control plane + chart RBAC + operator + the three examples, until Ready
 	$(MAKE) build

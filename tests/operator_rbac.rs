@@ -28,7 +28,8 @@ use support::wait::until;
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/parity-operator");
 
 /// The chart applied as `release` into `release_ns` (no operator replicas: the test runs
-/// the operator itself), and a kubeconfig of its ServiceAccount.
+/// the operator itself; no roles aggregated for users, which would outlive the test), and a
+/// kubeconfig of its ServiceAccount.
 struct Installed {
     sa: String,
     kubeconfig: PathBuf,
@@ -44,6 +45,8 @@ fn install_chart(release_ns: &str, sets: &[&str]) -> Installed {
         release_ns,
         "--set",
         "replicaCount=0",
+        "--set",
+        "rbac.aggregateToDefaultRoles=false",
     ];
     for s in sets {
         args.extend(["--set", s]);

@@ -133,6 +133,11 @@ pub struct OperatorArgs {
     /// Image pull policy for those workloads (e.g. IfNotPresent for images loaded into kind).
     #[arg(long, env = "PARITY_IMAGE_PULL_POLICY")]
     pub image_pull_policy: Option<String>,
+    /// A Secret every workload pod pulls its images with (private registries); repeat for
+    /// several. Pull secrets are namespaced: it must exist in each environment's namespace.
+    #[arg(long = "image-pull-secret", env = "PARITY_IMAGE_PULL_SECRETS",
+          value_delimiter = ',', value_parser = parse_secret_name)]
+    pub image_pull_secrets: Vec<String>,
     /// Expose Local-tier Services on the fixed NodePorts of kind-config.yaml.
     #[arg(long, env = "PARITY_NODE_PORTS")]
     pub node_ports: bool,
@@ -187,6 +192,25 @@ fn parse_namespace(s: &str) -> Result<String, String> {
     } else {
         Err(format!(
             "--watch-namespaces: {s:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+        ))
+    }
+}
+
+/// A Secret name as the apiserver accepts it (RFC 1123 subdomain): a typo fails at start,
+/// not as pods stuck in ImagePullBackOff.
+fn parse_secret_name(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes().all(|b| alnum(b) || b == b'-' || b == b'.')
+        && s.bytes().next().is_some_and(alnum)
+        && s.bytes().last().is_some_and(alnum);
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "--image-pull-secret: {s:?} is not a Secret name (lowercase letters, digits, '-' and '.', at most 253)"
         ))
     }
 }
@@ -281,6 +305,7 @@ fn controller(
     let (env_reader, env_writer) = kube::runtime::reflector::store();
     let mut build = BuildContext::new(args.image.clone());
     build.image_pull_policy = args.image_pull_policy.clone();
+    build.image_pull_secrets = args.image_pull_secrets.clone();
     build.node_ports = args.node_ports;
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -388,6 +413,15 @@ mod tests {
         for bad in ["", "Team", "a_b", "-a", "a-", &"a".repeat(64)] {
             let e = parse_namespace(bad).expect_err(bad);
             assert!(e.contains("--watch-namespaces"), "{e}");
+        }
+    }
+
+    #[test]
+    fn image_pull_secrets_must_be_secret_names() {
+        assert_eq!(parse_secret_name(" ghcr.pull ").as_deref(), Ok("ghcr.pull"));
+        for bad in ["", "Reg", "a_b", "-a", "a.", &"a".repeat(254)] {
+            let e = parse_secret_name(bad).expect_err(bad);
+            assert!(e.contains("--image-pull-secret"), "{e}");
         }
     }
 

@@ -117,6 +117,7 @@ fn job_spec(env: &ValidatedSpec, ctx: &BuildContext) -> JobSpec {
         }),
         template: pod_template(
             env,
+            ctx,
             Component::Bootstrap,
             NONROOT_UID,
             container,

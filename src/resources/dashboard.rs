@@ -131,6 +131,7 @@ pub fn dashboard_deployment(
     container.volume_mounts = Some(mounts);
     let template = pod_template(
         env,
+        ctx,
         Component::Dashboard,
         NONROOT_UID,
         container,

@@ -58,7 +58,7 @@ pub fn dynamodb_deployment(
         DynamoDbEngine::DynamoDBLocal => dynamodb_local(env, ctx),
         DynamoDbEngine::Moto => moto(env, ctx),
     };
-    let mut template = pod_template(env, Component::DynamoDb, uid, container, volumes, None);
+    let mut template = pod_template(env, ctx, Component::DynamoDb, uid, container, volumes, None);
     if env.spec.dynamodb.engine == DynamoDbEngine::Moto {
         // moto keeps tables in memory: a restart loses them. The sidecar shares the pod's
         // network and brings tables and seeds back whenever they are missing.

@@ -106,6 +106,7 @@ pub fn kms_deployment(
     ]);
     let template = pod_template(
         env,
+        ctx,
         Component::Kms,
         NONROOT_UID,
         container,

@@ -85,6 +85,8 @@ pub struct BuildContext {
     pub image: String,
     /// e.g. `IfNotPresent`; unset leaves the cluster default.
     pub image_pull_policy: Option<String>,
+    /// Secrets every pod the operator creates pulls its images with (a private registry).
+    pub image_pull_secrets: Vec<String>,
     /// Expose Services on the fixed NodePorts where the tier allows it (kind on a laptop).
     /// Off by default: two environments would fight over the same ports.
     pub node_ports: bool,
@@ -95,6 +97,7 @@ impl BuildContext {
         BuildContext {
             image: image.into(),
             image_pull_policy: None,
+            image_pull_secrets: Vec::new(),
             node_ports: false,
         }
     }

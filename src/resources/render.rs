@@ -197,9 +197,8 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         (s, args.file.display().to_string())
     };
     let ctx = BuildContext {
-        image: args.image,
-        image_pull_policy: None,
         node_ports: args.node_ports,
+        ..BuildContext::new(args.image)
     };
     let sources = match &args.mirror_source {
         Some(path) => mirror_sources(path)?,

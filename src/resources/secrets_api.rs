@@ -112,6 +112,7 @@ pub fn secrets_api_deployment(
     ]);
     let template = pod_template(
         env,
+        ctx,
         Component::SecretsApi,
         NONROOT_UID,
         container,

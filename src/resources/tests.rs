@@ -383,6 +383,51 @@ fn suspend_scales_workloads_to_zero_and_keeps_data() {
 }
 
 #[test]
+fn every_pod_pulls_with_the_operators_image_pull_secrets() {
+    let mut ctx = BuildContext::new("registry.example/parity:test");
+    ctx.image_pull_secrets = vec!["ghcr".to_string(), "mirror".to_string()];
+    let mut components = std::collections::BTreeSet::new();
+    let schema = serde_json::json!({"secrets": {"schema": {"name": "s", "key": "schema.json"}}});
+    let mut envs = all_envs();
+    envs.push(with_spec(&local(3), schema));
+    for env in envs {
+        let objs = build_all(&env, env.profile, &ctx);
+        for (name, t) in pod_templates(&objs) {
+            let secrets: Vec<_> = t
+                .spec
+                .as_ref()
+                .and_then(|s| s.image_pull_secrets.as_ref())
+                .unwrap_or_else(|| panic!("{name} has no imagePullSecrets"))
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect();
+            assert_eq!(secrets, ["ghcr", "mirror"], "{name}");
+            components.insert(
+                name.trim_start_matches(&format!("{}-", env.name))
+                    .to_string(),
+            );
+        }
+    }
+    // Every kind of workload was seen: DynamoDB, its bootstrap Job, kms, dashboard, secrets.
+    for c in ["dynamodb", "kms", "dashboard", "secrets-api"] {
+        assert!(components.contains(c), "{c} not built: {components:?}");
+    }
+    assert!(
+        components.iter().any(|c| c.starts_with("bootstrap")),
+        "{components:?}"
+    );
+    // Without secrets the field stays unset (no empty list for the apiserver to diff).
+    for env in all_envs() {
+        for (name, t) in pod_templates(&build(&env)) {
+            assert!(
+                t.spec.as_ref().unwrap().image_pull_secrets.is_none(),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
 fn node_ports_only_where_the_tier_allows() {
     let mut ctx = BuildContext::new("example.com/parity:test");
     ctx.node_ports = true;

@@ -2,8 +2,8 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, TCPSocketAction, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction, LocalObjectReference,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -146,6 +146,7 @@ pub(super) fn topology_volume(env: &ValidatedSpec) -> (Volume, VolumeMount) {
 /// A restricted pod: its own ServiceAccount without a token, a writable /tmp, read-only root.
 pub(super) fn pod_template(
     env: &ValidatedSpec,
+    ctx: &BuildContext,
     component: Component,
     uid: i64,
     mut container: Container,
@@ -171,6 +172,12 @@ pub(super) fn pod_template(
             containers: vec![container],
             volumes: Some(volumes),
             restart_policy: restart_policy.map(str::to_string),
+            image_pull_secrets: (!ctx.image_pull_secrets.is_empty()).then(|| {
+                ctx.image_pull_secrets
+                    .iter()
+                    .map(|name| LocalObjectReference { name: name.clone() })
+                    .collect()
+            }),
             ..Default::default()
         }),
     }

@@ -10,8 +10,13 @@
 {{- default (include "parity-operator.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
+{{/* repository@digest when a digest pins the image, else repository:tag (tag: appVersion). */}}
 {{- define "parity-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "parity-operator.selectorLabels" -}}
