@@ -189,15 +189,45 @@ impl Tier {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.from) != has(self.configMapRef)")
+        .message("spec.mirror: set exactly one of spec.mirror.from (a live Staging environment) and spec.mirror.configMapRef (a committed topology, as `parity capture` prints it)"),
+)]
 pub struct MirrorSpec {
-    /// The Staging ParityEnvironment to copy the topology from.
-    pub from: ObjectRef,
+    /// The Staging ParityEnvironment to copy the topology from. Exactly one of from and
+    /// configMapRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ObjectRef>,
+    /// A ConfigMap in this namespace holding a topology as `parity capture` prints it
+    /// (e.g. `kubectl create configmap app-topology --from-file=topology.yaml`): mirrors a
+    /// committed topology, no live Staging environment needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<TopologyConfigMapRef>,
     /// What this environment changes in the copy (billing mode, a table name prefix);
     /// everything else is copied as is.
     #[serde(default, skip_serializing_if = "is_default")]
     pub overrides: crate::dynamo::mirror::Overrides,
+}
+
+/// The key of spec.mirror.configMapRef when none is given.
+pub const DEFAULT_TOPOLOGY_KEY: &str = "topology.yaml";
+
+/// A topology ConfigMap in the environment's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyConfigMapRef {
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
+    pub name: String,
+    /// The data key holding the topology YAML.
+    #[serde(default = "default_topology_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DATA_KEY))]
+    pub key: String,
+}
+
+fn default_topology_key() -> String {
+    DEFAULT_TOPOLOGY_KEY.to_string()
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
