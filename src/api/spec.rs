@@ -63,6 +63,22 @@ fn duration_at_least(min: &str) -> String {
         json_path = ".status.conditions[?(@.type==\"InSync\")].reason"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // `kubectl get penv -o wide` only (priority 1): why it is (not) Ready, when a CI
+    // environment's ttl deletes it, and where its dashboard is.
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    ),
+    // A string: kubectl prints a future `date` as <invalid>.
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt", priority = 1),
+    printcolumn(
+        name = "Dashboard",
+        type_ = "string",
+        json_path = ".status.endpoints.dashboard",
+        priority = 1
+    ),
     validation = Rule::new("self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS-1035 label of at most 40 characters (it prefixes the names of the objects the operator creates): choose a shorter name starting with a letter")
 )]
