@@ -108,8 +108,7 @@ kind-up: ## laptop cluster (needs Docker, kind, helm): build + load the image, i
 	helm upgrade --install parity charts/parity-operator --namespace parity-system --create-namespace \
 	  --set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
 	  --set image.pullPolicy=Never --set nodePorts=true --wait
-	kubectl create namespace demo-staging --dry-run=client -o yaml | kubectl apply -f -
-	kubectl apply -n demo-staging -f examples/staging.yaml
+	kubectl create configmap app-topology --from-file=topology.yaml=examples/topology.yaml --dry-run=client -o yaml | kubectl apply -f -
 	kubectl create configmap app-secrets-schema --from-file=examples/secrets.schema.json --dry-run=client -o yaml | kubectl apply -f -
 	kubectl create configmap app-seeds --from-file=examples/fixtures/ --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -f examples/local.yaml
