@@ -17,19 +17,6 @@ use support::e2e::*;
 use support::kube_env::TestNamespace;
 use support::wait::until;
 
-const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/parity-operator");
-
-/// `helm uninstall` when the test ends, pass or fail, so no cluster-wide operator outlives it.
-struct Release(String);
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let _ = Command::new("helm")
-            .args(["uninstall", "parity", "-n", &self.0, "--wait"])
-            .status();
-    }
-}
-
 /// The indented command lines of the NOTES paragraph starting with `heading`, up to the
 /// blank line that ends them.
 fn commands_after(notes: &str, heading: &str) -> Vec<String> {
@@ -95,34 +82,9 @@ async fn scan(
 async fn e2e_the_notes_steps_reach_ready_with_seeded_rows_on_a_fresh_cluster() {
     require_real_node();
     let release = TestNamespace::new("e2e-notes").await;
-    let image = support::operator::image();
-    let (repo, tag) = image.rsplit_once(':').expect("image with a tag");
-    let _uninstall = Release(release.name.clone());
-    // Declared after the release: dropped (deleted) first, while the operator still runs.
+    let (_uninstall, installed) = helm_install(&release, &["--wait", "--timeout", "300s"]);
+    // Created after the release: dropped (deleted) first, while the operator still runs.
     let work = TestNamespace::new("e2e-notes-work").await;
-    let installed = run(
-        Command::new("helm").args([
-            "install",
-            "parity",
-            CHART,
-            "-n",
-            &release.name,
-            "--set",
-            &format!("image.repository={repo}"),
-            "--set",
-            &format!("image.tag={tag}"),
-            "--set",
-            "image.pullPolicy=Never",
-            "--set",
-            "liveDrift.enabled=false",
-            "--set",
-            "logFormat=text",
-            "--wait",
-            "--timeout",
-            "300s",
-        ]),
-        None,
-    );
     let notes = installed
         .split_once("NOTES:")
         .map(|(_, n)| n.to_string())

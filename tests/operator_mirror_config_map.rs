@@ -88,6 +88,13 @@ async fn wait_unavailable(envs: &Api<ParityEnvironment>, name: &str, want: &str)
     .await
 }
 
+async fn set_key(envs: &Api<ParityEnvironment>, key: &str) {
+    let patch = json!({"spec": {"mirror": {"configMapRef": {"key": key}}}});
+    envs.patch("dev", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("patch spec.mirror.configMapRef.key");
+}
+
 #[tokio::test]
 async fn a_config_map_topology_is_mirrored_followed_and_its_problems_named() {
     let (ns, _op, envs) = setup("op-mirror-cm").await;
@@ -187,13 +194,7 @@ async fn a_config_map_topology_is_mirrored_followed_and_its_problems_named() {
         "{msg}"
     );
     put_topology(&ns, &example_topology()).await;
-    envs.patch(
-        "dev",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"mirror": {"configMapRef": {"key": "prod.yaml"}}}})),
-    )
-    .await
-    .expect("patch key");
+    set_key(&envs, "prod.yaml").await;
     let msg = wait_unavailable(&envs, "dev", "has no key").await;
     assert!(
         msg.contains("has no key prod.yaml (its keys: topology.yaml)"),
@@ -201,13 +202,7 @@ async fn a_config_map_topology_is_mirrored_followed_and_its_problems_named() {
     );
 
     // Fixed: back in sync and Ready, with both tables again.
-    envs.patch(
-        "dev",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"mirror": {"configMapRef": {"key": "topology.yaml"}}}})),
-    )
-    .await
-    .expect("patch key back");
+    set_key(&envs, "topology.yaml").await;
     wait_condition(&envs, "dev", "InSync", "True").await;
     wait_condition(&envs, "dev", "Ready", "True").await;
     until("both tables again", WAIT, || async {

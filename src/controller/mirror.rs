@@ -273,7 +273,9 @@ spec:
         ))
     }
 
-    fn mirror(extra: &str) -> ValidatedSpec {
+    /// A Local environment `dev` in namespace `team` with `mirror` (YAML at spec.mirror's
+    /// indentation) and `extra` spec lines.
+    fn local_mirror(mirror: &str, extra: &str) -> ValidatedSpec {
         let e = penv(&format!(
             r#"
 apiVersion: parity.dev/v1alpha1
@@ -283,12 +285,18 @@ spec:
   tier: Local
   parityLevel: 2
   mirror:
-    from: {{name: staging}}
-    overrides: {{billingMode: PAY_PER_REQUEST, tableNamePrefix: dev-}}
+{mirror}
 {extra}
 "#
         ));
         validate(&e).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn mirror(extra: &str) -> ValidatedSpec {
+        local_mirror(
+            "    from: {name: staging}\n    overrides: {billingMode: PAY_PER_REQUEST, tableNamePrefix: dev-}",
+            extra,
+        )
     }
 
     #[test]
@@ -383,19 +391,12 @@ spec:
 
     fn from_config_map(key: Option<&str>) -> ValidatedSpec {
         let key = key.map_or(String::new(), |k| format!(", key: {k}"));
-        let e = penv(&format!(
-            r#"
-apiVersion: parity.dev/v1alpha1
-kind: ParityEnvironment
-metadata: {{name: dev, namespace: team}}
-spec:
-  tier: Local
-  mirror:
-    configMapRef: {{name: app-topology{key}}}
-    overrides: {{billingMode: PAY_PER_REQUEST}}
-"#
-        ));
-        validate(&e).unwrap_or_else(|e| panic!("{e:?}"))
+        local_mirror(
+            &format!(
+                "    configMapRef: {{name: app-topology{key}}}\n    overrides: {{billingMode: PAY_PER_REQUEST}}"
+            ),
+            "",
+        )
     }
 
     fn config_map(key: &str, text: &str) -> ConfigMap {
