@@ -64,7 +64,7 @@ browser-deps: ## chromium (apt) and playwright-core (npm ci) for the dashboard b
 	hack/browser-deps
 
 dev: build ## process mode, no Docker, no cluster: examples/local.yaml as local processes (Ctrl-C stops)
-	$(PARITY) dev -f examples/local.yaml --mirror-source examples/staging.yaml --seeds examples/fixtures
+	$(PARITY) dev -f examples/local.yaml --mirror-source examples/topology.yaml --seeds examples/fixtures
 
 e2e: ## end-to-end tests on a real node started for them (root, Linux; stopped afterwards)
 	hack/e2e
@@ -120,8 +120,7 @@ kind-up: ## laptop cluster (needs Docker, kind, helm): build + load the image, i
 	helm upgrade --install parity charts/parity-operator --namespace parity-system --create-namespace \
 	  --set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
 	  --set image.pullPolicy=Never --set nodePorts=true --wait
-	kubectl create namespace demo-staging --dry-run=client -o yaml | kubectl apply -f -
-	kubectl apply -n demo-staging -f examples/staging.yaml
+	kubectl create configmap app-topology --from-file=topology.yaml=examples/topology.yaml --dry-run=client -o yaml | kubectl apply -f -
 	kubectl create configmap app-secrets-schema --from-file=examples/secrets.schema.json --dry-run=client -o yaml | kubectl apply -f -
 	kubectl create configmap app-seeds --from-file=examples/fixtures/ --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -f examples/local.yaml

@@ -260,6 +260,7 @@ async fn api_server_accepts_the_examples() {
     let (ns, _api) = setup("crd-examples").await;
     for file in [
         "examples/local.yaml",
+        "examples/local-from-staging.yaml",
         "examples/ci.yaml",
         "examples/staging.yaml",
     ] {

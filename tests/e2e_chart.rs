@@ -5,31 +5,15 @@
 
 mod support;
 
-use std::process::Command;
-
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use parity_operator::api::ParityEnvironment;
 use serde_json::json;
-use support::cmd::run;
 use support::e2e::*;
 use support::kube_env::TestNamespace;
 use support::wait::until;
-
-const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/parity-operator");
-
-/// `helm uninstall` when the test ends, pass or fail, so no cluster-wide operator outlives it.
-struct Release(String);
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let _ = Command::new("helm")
-            .args(["uninstall", "parity", "-n", &self.0, "--wait"])
-            .status();
-    }
-}
 
 async fn ready_operator_pods(ns: &TestNamespace) -> Vec<String> {
     until("two operator pods Running and ready", E2E_WAIT, || async {
@@ -111,31 +95,7 @@ async fn e2e_the_chart_runs_two_operator_pods_that_reconcile_and_hand_over_the_l
     require_real_node();
     let release = TestNamespace::new("e2e-chart").await;
     let work = TestNamespace::new("e2e-chart-work").await;
-    let image = support::operator::image();
-    let (repo, tag) = image.rsplit_once(':').expect("image with a tag");
-    let _uninstall = Release(release.name.clone());
-    run(
-        Command::new("helm").args([
-            "install",
-            "parity",
-            CHART,
-            "-n",
-            &release.name,
-            "--set",
-            &format!("image.repository={repo}"),
-            "--set",
-            &format!("image.tag={tag}"),
-            "--set",
-            "image.pullPolicy=Never",
-            "--set",
-            "replicaCount=2",
-            "--set",
-            "liveDrift.enabled=false",
-            "--set",
-            "logFormat=text",
-        ]),
-        None,
-    );
+    let (_uninstall, _) = helm_install(&release, &["--set", "replicaCount=2"]);
     let pods = ready_operator_pods(&release).await;
     let leader = holder(&release).await;
     assert!(

@@ -119,3 +119,55 @@ pub async fn wait_pods_ready(ns: &TestNamespace, env: &str) -> Vec<Pod> {
     )
     .await
 }
+
+/// The chart's release `parity` in a namespace: `helm uninstall` when dropped, pass or fail,
+/// so no cluster-wide operator outlives the test.
+pub struct HelmRelease(pub String);
+
+impl Drop for HelmRelease {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("helm")
+            .args(["uninstall", "parity", "-n", &self.0, "--wait"])
+            .status();
+    }
+}
+
+/// `helm install parity charts/parity-operator` in `ns` with the locally built image (never
+/// pulled), live drift off, text logs and `extra` arguments; returns the release and what
+/// helm printed (the NOTES).
+pub fn helm_install(ns: &TestNamespace, extra: &[&str]) -> (HelmRelease, String) {
+    let image = super::operator::image();
+    let (repo, tag) = image.rsplit_once(':').expect("image with a tag");
+    let release = HelmRelease(ns.name.clone());
+    let (repo, tag) = (
+        format!("image.repository={repo}"),
+        format!("image.tag={tag}"),
+    );
+    let out = super::cmd::run(
+        std::process::Command::new("helm")
+            .args([
+                "install",
+                "parity",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/charts/parity-operator"),
+                "-n",
+                &ns.name,
+            ])
+            .args([
+                "--set",
+                &repo,
+                "--set",
+                &tag,
+                "--set",
+                "image.pullPolicy=Never",
+            ])
+            .args([
+                "--set",
+                "liveDrift.enabled=false",
+                "--set",
+                "logFormat=text",
+            ])
+            .args(extra),
+        None,
+    );
+    (release, out)
+}
