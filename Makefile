@@ -11,7 +11,7 @@ export PARITY_TESTENV_DIR ?= $(CURDIR)/.testenv
 TESTENV_BIN := $(PARITY_CACHE)/testenv/bin
 PARITY := $(CARGO_TARGET_DIR)/debug/parity
 
-.PHONY: help build lint unit aws-lc fuzz integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up kind-down bench \
+.PHONY: help build lint lint-ci unit aws-lc fuzz integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up kind-down bench \
 	node-deps images testenv-up-real testenv-selftest-real
 
 help: ## list targets
@@ -23,6 +23,12 @@ build: ## build the parity binary
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+
+lint-ci: ## actionlint and shellcheck on the per-PR recipe (examples/ci), and the macOS portability check
+	hack/actionlint examples/ci/github-actions.yaml
+	@command -v shellcheck >/dev/null || { echo "lint-ci needs shellcheck (apt-get install shellcheck; .ci/run installs it)" >&2; exit 1; }
+	shellcheck examples/ci/*.sh hack/actionlint
+	cargo test -q --test portability
 
 unit: ## unit tests (no control plane needed)
 	cargo test --lib --bins
@@ -71,6 +77,7 @@ e2e: ## end-to-end tests on a real node started for them (root, Linux; stopped a
 
 test: ## everything CI runs: lint, unit, integration (kwok), then the real node's selftest and e2e
 	$(MAKE) lint
+	$(MAKE) lint-ci
 	$(MAKE) unit
 	hack/pyenv >/dev/null
 	$(MAKE) aws-lc
@@ -110,6 +117,7 @@ kind-up: ## laptop cluster (needs Docker, kind, helm): build + load the image, i
 	  --set image.pullPolicy=Never --set nodePorts=true --wait
 	kubectl create namespace demo-staging --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -n demo-staging -f examples/staging.yaml
+	kubectl create configmap app-topology --from-file=topology.yaml=examples/topology.yaml --dry-run=client -o yaml | kubectl apply -f -
 	kubectl create configmap app-secrets-schema --from-file=examples/secrets.schema.json --dry-run=client -o yaml | kubectl apply -f -
 	kubectl create configmap app-seeds --from-file=examples/fixtures/ --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -f examples/local.yaml
