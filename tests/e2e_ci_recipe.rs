@@ -232,3 +232,57 @@ async fn e2e_the_per_pull_request_recipe_brings_an_environment_up_exports_it_and
     // A second down is harmless (a cleanup step after a failed up).
     ok("down again", &phase("down", &pr, &[]));
 }
+
+/// Both CI variants run every phase, the status only when something failed and the clean-up
+/// whatever happened. (actionlint checks the GitHub workflow itself: make lint-ci.)
+#[test]
+fn both_ci_variants_run_every_phase_and_always_clean_up() {
+    let read = |f: &str| -> serde_yaml::Value {
+        let path = format!("{}/examples/ci/{f}", env!("CARGO_MANIFEST_DIR"));
+        serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read")).expect(f)
+    };
+    let calls = |text: &str, phase: &str| text.contains(&format!("pr-environment.sh {phase} "));
+
+    let gh = read("github-actions.yaml");
+    let steps = gh["jobs"]["test"]["steps"].as_sequence().expect("steps");
+    let step = |phase: &str| {
+        steps
+            .iter()
+            .find(|s| s["run"].as_str().is_some_and(|r| calls(r, phase)))
+            .unwrap_or_else(|| panic!("no step runs {phase}"))
+    };
+    let order: Vec<usize> = ["up", "env", "status", "down"]
+        .iter()
+        .map(|p| steps.iter().position(|s| s == step(p)).expect("position"))
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "phase order {order:?}"
+    );
+    assert_eq!(step("status")["if"].as_str(), Some("failure()"));
+    assert_eq!(step("down")["if"].as_str(), Some("always()"));
+    assert!(
+        steps.iter().any(|s| s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("helm/kind-action@"))
+            && s["with"]["config"].as_str() == Some("kind-config.yaml")),
+        "kind from kind-config.yaml"
+    );
+
+    let gl = read("gitlab-ci.yml");
+    let job = &gl["parity-mr-environment"];
+    let lines = |k: &str| -> String {
+        job[k]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{k}"))
+            .iter()
+            .filter_map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(calls(&lines("before_script"), "up"));
+    assert!(calls(&lines("script"), "env"));
+    let after = lines("after_script");
+    assert!(calls(&after, "status") && after.contains("CI_JOB_STATUS"));
+    assert!(calls(&after, "down"));
+}
