@@ -70,7 +70,7 @@ browser-deps: ## chromium (apt) and playwright-core (npm ci) for the dashboard b
 	hack/browser-deps
 
 dev: build ## process mode, no Docker, no cluster: examples/local.yaml as local processes (Ctrl-C stops)
-	$(PARITY) dev -f examples/local.yaml --mirror-source examples/staging.yaml --seeds examples/fixtures
+	$(PARITY) dev -f examples/local.yaml --mirror-source examples/topology.yaml --seeds examples/fixtures
 
 e2e: ## end-to-end tests on a real node started for them (root, Linux; stopped afterwards)
 	hack/e2e

@@ -12,9 +12,9 @@ use crate::telemetry::LogFormat;
     version,
     about = "Make laptops and CI behave like staging",
     after_help = "Examples:
-  parity dev -f examples/local.yaml --mirror-source examples/staging.yaml -- npm test
+  parity dev -f examples/local.yaml --mirror-source examples/topology.yaml -- npm test
                                       process mode: the environment as local processes, then the app
-  parity render -f examples/local.yaml --mirror-source examples/staging.yaml
+  parity render -f examples/local.yaml --mirror-source examples/topology.yaml
                                       every object the operator would create
   parity status dev -n demo-local     an environment's objects and why it is not Ready
   parity env dev -n demo-local -o shell

@@ -363,7 +363,7 @@ fn fixture_errors_on_stderr_never_quote_encrypted_values() {
 }
 
 /// The Job and ConfigMap the operator renders for examples/local.yaml (mirroring
-/// examples/staging.yaml), run for real: the Job's arguments (endpoint swapped for moto, the
+/// examples/topology.yaml), run for real: the Job's arguments (endpoint swapped for moto, the
 /// mount for a temp file) over the ConfigMap's topology.yaml create staging's tables, with
 /// their indexes, TTL and streams.
 #[tokio::test]
@@ -374,7 +374,7 @@ async fn the_operator_rendered_bootstrap_job_creates_the_environment_tables() {
         "-f",
         &repo("examples/local.yaml"),
         "--mirror-source",
-        &repo("examples/staging.yaml"),
+        &repo("examples/topology.yaml"),
     ]);
     assert_eq!(render.code, 0, "{render:?}");
     let mut topology_doc = None;

@@ -1,5 +1,5 @@
 //! `parity dev` (process mode) end to end with real processes: the environment of
-//! examples/local.yaml (mirroring examples/staging.yaml) and of examples/ci.yaml run as
+//! examples/local.yaml (mirroring examples/topology.yaml) and of examples/ci.yaml run as
 //! children of `parity`; unmodified clients (boto3 KMS and DynamoDB, the Infisical SDK,
 //! headless Chromium on the dashboard) connect using only the written `.env`. Also: the
 //! fallback when DynamoDB cannot start, no orphans after SIGTERM or SIGKILL of the parent,
@@ -48,7 +48,7 @@ fn local_args(dir: &Path, ports: &Ports) -> Vec<String> {
         "-f".to_string(),
         repo("examples/local.yaml"),
         "--mirror-source".to_string(),
-        repo("examples/staging.yaml"),
+        repo("examples/topology.yaml"),
         "--seeds".to_string(),
         seeds(dir),
     ];
@@ -226,7 +226,7 @@ async fn ci_example_runs_with_seeded_keys_and_a_dashboard_that_does_not_decrypt(
         "-f".to_string(),
         repo("examples/ci.yaml"),
         "--mirror-source".to_string(),
-        repo("examples/staging.yaml"),
+        repo("examples/topology.yaml"),
         "--seeds".to_string(),
         seeds(dir.path()),
     ];

@@ -6,10 +6,20 @@ use std::process::{Command, Output};
 
 use parity_operator::api::{ParityEnvironment, validate};
 
+/// The mirror source each example names: a live Staging environment for the `-from-staging`
+/// variant, the committed topology that the ConfigMap is made from for the others.
+fn mirror_source(path: &str) -> &'static str {
+    if path.ends_with("from-staging.yaml") {
+        "examples/staging.yaml"
+    } else {
+        "examples/topology.yaml"
+    }
+}
+
 fn render(path: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parity"))
         .args(["render", "-f", path, "--image", "example.com/parity:test"])
-        .args(["--mirror-source", "examples/staging.yaml"])
+        .args(["--mirror-source", mirror_source(path)])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run parity render")
@@ -43,6 +53,7 @@ fn names(docs: &[serde_json::Value]) -> Vec<String> {
 fn every_example_parses_and_validates() {
     for file in [
         "examples/local.yaml",
+        "examples/local-from-staging.yaml",
         "examples/ci.yaml",
         "examples/staging.yaml",
     ] {
@@ -150,16 +161,6 @@ fn invalid_environment_fails_naming_the_field() {
 
 #[test]
 fn a_mirror_renders_its_sources_tables_and_needs_the_source() {
-    // With the source: staging's tables, indexes and TTL, with the local override.
-    let d = docs(&render("examples/local.yaml"));
-    let cm = d
-        .iter()
-        .find(|x| x["kind"] == "ConfigMap" && x["metadata"]["name"] == "dev-topology")
-        .expect("topology ConfigMap");
-    let t = parity_operator::dynamo::topology::Topology::from_yaml_str(
-        cm["data"]["topology.yaml"].as_str().expect("topology.yaml"),
-    )
-    .expect("topology");
     let staging = parity_operator::dynamo::topology::Topology::from_yaml_str(
         &std::fs::read_to_string(format!(
             "{}/examples/topology.yaml",
@@ -171,31 +172,66 @@ fn a_mirror_renders_its_sources_tables_and_needs_the_source() {
     let names = |t: &parity_operator::dynamo::topology::Topology| {
         t.tables.iter().map(|x| x.name.clone()).collect::<Vec<_>>()
     };
-    assert_eq!(names(&t), names(&staging));
-    let customers = t.table("customers").expect("customers");
-    assert_eq!(
-        customers.billing_mode,
-        parity_operator::dynamo::topology::BillingMode::PayPerRequest
-    );
-    assert_eq!(customers.global_secondary_indexes[0].name, "byEmail");
-    assert_eq!(
-        t.table("orders").and_then(|o| o.ttl_attribute.as_deref()),
-        Some("expiresAt")
-    );
-    // The aliases staging's code uses answer locally too.
-    assert!(t.kms_key_aliases.contains(&"alias/orders".to_string()));
+    // A committed topology (configMapRef) and a live Staging environment (from) give the same.
+    for (example, field) in [
+        ("examples/local.yaml", "spec.mirror.configMapRef"),
+        ("examples/local-from-staging.yaml", "spec.mirror.from"),
+    ] {
+        // With the source: staging's tables, indexes and TTL, with the local override.
+        let d = docs(&render(example));
+        let cm = d
+            .iter()
+            .find(|x| x["kind"] == "ConfigMap" && x["metadata"]["name"] == "dev-topology")
+            .expect("topology ConfigMap");
+        let t = parity_operator::dynamo::topology::Topology::from_yaml_str(
+            cm["data"]["topology.yaml"].as_str().expect("topology.yaml"),
+        )
+        .expect("topology");
+        assert_eq!(names(&t), names(&staging), "{example}");
+        let customers = t.table("customers").expect("customers");
+        assert_eq!(
+            customers.billing_mode,
+            parity_operator::dynamo::topology::BillingMode::PayPerRequest
+        );
+        assert_eq!(customers.global_secondary_indexes[0].name, "byEmail");
+        assert_eq!(
+            t.table("orders").and_then(|o| o.ttl_attribute.as_deref()),
+            Some("expiresAt")
+        );
+        // The aliases staging's code uses answer locally too.
+        assert!(t.kms_key_aliases.contains(&"alias/orders".to_string()));
 
-    // Without it, nothing is rendered and the error says what to do.
+        // Without it, nothing is rendered and the error says what to do.
+        let out = Command::new(env!("CARGO_BIN_EXE_parity"))
+            .args(["render", "-f", example])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run parity render");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(field) && err.contains("--mirror-source"),
+            "{example}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_mirror_source_file_that_is_neither_is_an_error_naming_it() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "tables: [{{name: orders}}]").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_parity"))
-        .args(["render", "-f", "examples/local.yaml"])
+        .args(["render", "-f", "examples/local.yaml", "--mirror-source"])
+        .arg(f.path())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run parity render");
     assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("spec.mirror.from") && err.contains("--mirror-source"),
+        err.contains(&f.path().display().to_string())
+            && err.contains("tables[0]: missing field `partitionKey`"),
         "{err}"
     );
 }

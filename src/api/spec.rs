@@ -63,6 +63,22 @@ fn duration_at_least(min: &str) -> String {
         json_path = ".status.conditions[?(@.type==\"InSync\")].reason"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // `kubectl get penv -o wide` only (priority 1): why it is (not) Ready, when a CI
+    // environment's ttl deletes it, and where its dashboard is.
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    ),
+    // A string: kubectl prints a future `date` as <invalid>.
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt", priority = 1),
+    printcolumn(
+        name = "Dashboard",
+        type_ = "string",
+        json_path = ".status.endpoints.dashboard",
+        priority = 1
+    ),
     validation = Rule::new("self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS-1035 label of at most 40 characters (it prefixes the names of the objects the operator creates): choose a shorter name starting with a letter")
 )]
@@ -189,15 +205,45 @@ impl Tier {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.from) != has(self.configMapRef)")
+        .message("spec.mirror: set exactly one of spec.mirror.from (a live Staging environment) and spec.mirror.configMapRef (a committed topology, as `parity capture` prints it)"),
+)]
 pub struct MirrorSpec {
-    /// The Staging ParityEnvironment to copy the topology from.
-    pub from: ObjectRef,
+    /// The Staging ParityEnvironment to copy the topology from. Exactly one of from and
+    /// configMapRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ObjectRef>,
+    /// A ConfigMap in this namespace holding a topology as `parity capture` prints it
+    /// (e.g. `kubectl create configmap app-topology --from-file=topology.yaml`): mirrors a
+    /// committed topology, no live Staging environment needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<TopologyConfigMapRef>,
     /// What this environment changes in the copy (billing mode, a table name prefix);
     /// everything else is copied as is.
     #[serde(default, skip_serializing_if = "is_default")]
     pub overrides: crate::dynamo::mirror::Overrides,
+}
+
+/// The key of spec.mirror.configMapRef when none is given.
+pub const DEFAULT_TOPOLOGY_KEY: &str = "topology.yaml";
+
+/// A topology ConfigMap in the environment's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyConfigMapRef {
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
+    pub name: String,
+    /// The data key holding the topology YAML.
+    #[serde(default = "default_topology_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DATA_KEY))]
+    pub key: String,
+}
+
+fn default_topology_key() -> String {
+    DEFAULT_TOPOLOGY_KEY.to_string()
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {

@@ -325,6 +325,14 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
             "is only used with billingMode PROVISIONED: set billingMode PROVISIONED or remove it",
         ));
     }
+    if let Some(m) = &spec.mirror
+        && m.from.is_some() == m.config_map_ref.is_some()
+    {
+        errors.push(FieldError::new(
+            "spec.mirror",
+            "set exactly one of spec.mirror.from (a live Staging environment) and spec.mirror.configMapRef (a committed topology, as `parity capture` prints it)",
+        ));
+    }
     if spec.mirror.is_some() && !p.mirror_allowed {
         errors.push(FieldError::new(
             "spec.mirror",
@@ -397,11 +405,11 @@ pub fn check_mirror_source(
     env: &ValidatedSpec,
     source: Option<&ParityEnvironment>,
 ) -> Result<(), FieldError> {
-    let Some(mirror) = &env.spec.mirror else {
+    let Some(from) = env.spec.mirror.as_ref().and_then(|m| m.from.as_ref()) else {
         return Ok(());
     };
-    let ns = mirror.from.namespace.as_deref().unwrap_or(&env.namespace);
-    let name = &mirror.from.name;
+    let ns = from.namespace.as_deref().unwrap_or(&env.namespace);
+    let name = &from.name;
     if ns != env.namespace && !source.is_some_and(|s| allows_mirrors_from(s, &env.namespace)) {
         return Err(FieldError::new(
             "spec.mirror.from",
@@ -458,7 +466,8 @@ fn check_formats(spec: &ParityEnvironmentSpec, errors: &mut Vec<FieldError>) {
     let kms = s.keys.kms.as_ref();
     let external = s.dynamodb.external.as_ref();
     let infisical = s.secrets.infisical.as_ref();
-    let mirror = s.mirror.as_ref().map(|m| &m.from);
+    let mirror = s.mirror.as_ref().and_then(|m| m.from.as_ref());
+    let topology_ref = s.mirror.as_ref().and_then(|m| m.config_map_ref.as_ref());
     let subdomain = "a DNS-1123 subdomain (lower-case letters, digits, - and .)";
     let data_key = "a data key (letters, digits, - _ .)";
     let checks: Vec<(String, Option<&str>, &str, &str)> = vec![
@@ -572,6 +581,18 @@ fn check_formats(spec: &ParityEnvironmentSpec, errors: &mut Vec<FieldError>) {
             mirror.and_then(|m| m.namespace.as_deref()),
             DNS_LABEL,
             "a DNS-1123 label",
+        ),
+        (
+            "spec.mirror.configMapRef.name".into(),
+            topology_ref.map(|r| r.name.as_str()),
+            DNS_SUBDOMAIN,
+            subdomain,
+        ),
+        (
+            "spec.mirror.configMapRef.key".into(),
+            topology_ref.map(|r| r.key.as_str()),
+            DATA_KEY,
+            data_key,
         ),
     ]
     .into_iter()

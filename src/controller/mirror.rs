@@ -1,11 +1,15 @@
-//! Pure: what mirroring a Staging environment means for one environment. Its tables come
-//! from the source (with spec.mirror.overrides) unless it declares its own, in which case
-//! they are compared with the source and every difference is reported (InSync, status.drift).
+//! Pure: what mirroring a Staging topology means for one environment. The source is a live
+//! Staging environment (spec.mirror.from) or a committed topology in a ConfigMap
+//! (spec.mirror.configMapRef). Its tables come from the source (with spec.mirror.overrides)
+//! unless the environment declares its own, in which case they are compared with the source
+//! and every difference is reported (InSync, status.drift).
+
+use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::api::{DriftEntry, FieldError, MAX_DRIFT_ENTRIES, ParityEnvironment, ValidatedSpec};
 use crate::dynamo::drift::diff;
 use crate::dynamo::mirror::resolve;
-use crate::dynamo::topology::Topology;
+use crate::dynamo::topology::{Topology, TopologyError};
 use crate::resources::declared_topology;
 
 /// InSync as (in sync, reason, message).
@@ -19,16 +23,144 @@ pub struct Mirrored {
     pub drift: Vec<DriftEntry>,
 }
 
+/// The source spec.mirror names, as the caller read it (`None`: not found).
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// spec.mirror.from's ParityEnvironment.
+    Environment(Option<&'a ParityEnvironment>),
+    /// spec.mirror.configMapRef's ConfigMap.
+    ConfigMap(Option<&'a ConfigMap>),
+    /// A topology file standing in for spec.mirror.configMapRef outside the cluster
+    /// (`parity render|dev --mirror-source`), as (file name, topology).
+    File(Option<(&'a str, &'a Topology)>),
+}
+
 fn state(ok: bool, reason: &str, message: String) -> SyncState {
     (ok, reason.to_string(), message)
 }
 
-/// Evaluates spec.mirror against the source as read from the API (`None`: not found).
-/// An unusable source or overrides are field errors: the caller changes nothing.
-pub fn evaluate(
+/// The topology in spec.mirror.configMapRef's ConfigMap. Errors name the ConfigMap, the key
+/// and where the YAML is wrong, never the data itself (a ConfigMap is not meant for secrets,
+/// but a mistaken one could hold them).
+pub fn config_map_topology(
     env: &ValidatedSpec,
-    source: Option<&ParityEnvironment>,
-) -> Result<Mirrored, FieldError> {
+    cm: Option<&ConfigMap>,
+) -> Result<Topology, FieldError> {
+    const FIELD: &str = "spec.mirror.configMapRef";
+    let Some(r) = env
+        .spec
+        .mirror
+        .as_ref()
+        .and_then(|m| m.config_map_ref.as_ref())
+    else {
+        return Err(FieldError::new(FIELD, "is not set"));
+    };
+    let (ns, name, key) = (&env.namespace, &r.name, &r.key);
+    let Some(cm) = cm else {
+        return Err(FieldError::new(
+            FIELD,
+            format!(
+                "ConfigMap {ns}/{name} not found: create it, e.g. kubectl -n {ns} create configmap {name} --from-file={key}=topology.yaml"
+            ),
+        ));
+    };
+    let Some(text) = cm.data.as_ref().and_then(|d| d.get(key)) else {
+        let mut keys: Vec<&str> = cm
+            .data
+            .iter()
+            .flat_map(|d| d.keys())
+            .chain(cm.binary_data.iter().flat_map(|d| d.keys()))
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        return Err(FieldError::new(
+            FIELD,
+            format!(
+                "ConfigMap {ns}/{name} has no key {key} (its keys: {}): set spec.mirror.configMapRef.key",
+                if keys.is_empty() {
+                    "none".to_string()
+                } else {
+                    keys.join(", ")
+                }
+            ),
+        ));
+    };
+    Topology::from_document_str(text).map_err(|e| {
+        FieldError::new(
+            FIELD,
+            format!(
+                "ConfigMap {ns}/{name} key {key} is not a topology as `parity capture` prints it: {}",
+                without_values(&e)
+            ),
+        )
+    })
+}
+
+/// A topology error with its field path and position but without the text that serde quotes
+/// from the document (`invalid type: string "…"`): only the kind of error is kept, and field
+/// names, which are the schema's. Validation errors name fields and limits only.
+fn without_values(e: &TopologyError) -> String {
+    let TopologyError::Parse(f) = e else {
+        return e.to_string();
+    };
+    let m = f.message.as_str();
+    let position = m
+        .find(" at line ")
+        .map(|i| m[i + 4..].split(',').next().unwrap_or_default().trim_end())
+        .filter(|p| p.split_whitespace().count() == 4);
+    let kind = if ["missing field", "unknown field", "duplicate field"]
+        .iter()
+        .any(|k| m.starts_with(k))
+    {
+        m.split(',').next().unwrap_or(m)
+    } else {
+        m.split([':', '`', '"', '\'']).next().unwrap_or(m)
+    };
+    let kind = kind.split(" (got").next().unwrap_or(kind);
+    let kind = kind.split(" at line ").next().unwrap_or(kind).trim();
+    match position {
+        Some(p) => format!("{}: {kind} ({p})", f.path),
+        None => format!("{}: {kind}", f.path),
+    }
+}
+
+/// The source's label (for messages) and its topology, as declared.
+fn source_topology(env: &ValidatedSpec, source: Source) -> Result<(String, Topology), FieldError> {
+    match source {
+        Source::Environment(src) => {
+            crate::api::check_mirror_source(env, src)?;
+            let from = env.spec.mirror.as_ref().and_then(|m| m.from.as_ref());
+            let label = from.map_or_else(String::new, |f| {
+                format!(
+                    "{}/{}",
+                    f.namespace.as_deref().unwrap_or(&env.namespace),
+                    f.name
+                )
+            });
+            let topology = src.map(|s| &s.spec).and_then(declared_topology);
+            Ok((label, topology.unwrap_or_default()))
+        }
+        Source::ConfigMap(cm) => {
+            let topology = config_map_topology(env, cm)?;
+            let name = env
+                .spec
+                .mirror
+                .as_ref()
+                .and_then(|m| m.config_map_ref.as_ref())
+                .map_or("", |r| r.name.as_str());
+            Ok((format!("ConfigMap {}/{name}", env.namespace), topology))
+        }
+        Source::File(Some((file, topology))) => Ok((file.to_string(), topology.clone())),
+        Source::File(None) => Err(FieldError::new(
+            "spec.mirror.configMapRef",
+            "names a ConfigMap in the cluster; outside it, the topology file the ConfigMap is made from (e.g. examples/topology.yaml) stands in for it",
+        )),
+    }
+}
+
+/// Evaluates spec.mirror against its source as read. An unusable source or overrides are
+/// field errors: the caller changes nothing.
+pub fn evaluate(env: &ValidatedSpec, source: Source) -> Result<Mirrored, FieldError> {
     let Some(mirror) = &env.spec.mirror else {
         return Ok(Mirrored {
             resolved: None,
@@ -36,14 +168,7 @@ pub fn evaluate(
             drift: Vec::new(),
         });
     };
-    crate::api::check_mirror_source(env, source)?;
-    let src = source.map(|s| &s.spec);
-    let from = format!(
-        "{}/{}",
-        mirror.from.namespace.as_deref().unwrap_or(&env.namespace),
-        mirror.from.name
-    );
-    let staging = src.and_then(declared_topology).unwrap_or_default();
+    let (from, staging) = source_topology(env, source)?;
     let resolved = resolve(&staging, &mirror.overrides);
     if let Err(e) = resolved.validate() {
         let detail = e
@@ -168,7 +293,11 @@ spec:
 
     #[test]
     fn without_its_own_tables_it_copies_the_source_with_overrides() {
-        let m = evaluate(&mirror(""), Some(&staging("customerId"))).expect("mirror");
+        let m = evaluate(
+            &mirror(""),
+            Source::Environment(Some(&staging("customerId"))),
+        )
+        .expect("mirror");
         let t = m.resolved.expect("resolved");
         assert_eq!(t.tables[0].name, "dev-orders");
         assert_eq!(t.tables[0].provisioned_throughput, None);
@@ -189,12 +318,20 @@ spec:
           - name: byCustomer
             partitionKey: {name: customerId, type: S}
     kmsKeyAliases: [alias/orders]"#;
-        let same = evaluate(&mirror(own), Some(&staging("customerId"))).expect("mirror");
+        let same = evaluate(
+            &mirror(own),
+            Source::Environment(Some(&staging("customerId"))),
+        )
+        .expect("mirror");
         assert_eq!(same.in_sync.1, "InSync", "{:?}", same.drift);
         assert!(same.in_sync.0 && same.drift.is_empty());
 
         // Staging changes the index's key: exactly that difference is reported.
-        let drifted = evaluate(&mirror(own), Some(&staging("accountId"))).expect("mirror");
+        let drifted = evaluate(
+            &mirror(own),
+            Source::Environment(Some(&staging("accountId"))),
+        )
+        .expect("mirror");
         assert!(!drifted.in_sync.0);
         assert_eq!(drifted.in_sync.1, "Drifted");
         assert_eq!(
@@ -215,7 +352,7 @@ spec:
 
     #[test]
     fn a_missing_or_wrong_source_and_bad_overrides_name_the_field() {
-        let err = evaluate(&mirror(""), None).expect_err("missing");
+        let err = evaluate(&mirror(""), Source::Environment(None)).expect_err("missing");
         assert_eq!(err.field, "spec.mirror.from");
         assert!(
             err.reason.contains("team/staging not found"),
@@ -225,7 +362,8 @@ spec:
 
         let mut local_source = staging("customerId");
         local_source.spec.tier = crate::api::Tier::Local;
-        let err = evaluate(&mirror(""), Some(&local_source)).expect_err("not staging");
+        let err = evaluate(&mirror(""), Source::Environment(Some(&local_source)))
+            .expect_err("not staging");
         assert_eq!(err.field, "spec.mirror.from");
 
         let long = mirror("").spec.mirror.map(|mut m| {
@@ -238,8 +376,126 @@ spec:
         if let Some(t) = src.spec.topology.as_mut() {
             t.tables[0].name = "o".repeat(250);
         }
-        let err = evaluate(&env, Some(&src)).expect_err("too long");
+        let err = evaluate(&env, Source::Environment(Some(&src))).expect_err("too long");
         assert_eq!(err.field, "spec.mirror.overrides");
         assert!(err.reason.contains("tables[0].name"), "{}", err.reason);
+    }
+
+    fn from_config_map(key: Option<&str>) -> ValidatedSpec {
+        let key = key.map_or(String::new(), |k| format!(", key: {k}"));
+        let e = penv(&format!(
+            r#"
+apiVersion: parity.dev/v1alpha1
+kind: ParityEnvironment
+metadata: {{name: dev, namespace: team}}
+spec:
+  tier: Local
+  mirror:
+    configMapRef: {{name: app-topology{key}}}
+    overrides: {{billingMode: PAY_PER_REQUEST}}
+"#
+        ));
+        validate(&e).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn config_map(key: &str, text: &str) -> ConfigMap {
+        ConfigMap {
+            data: Some([(key.to_string(), text.to_string())].into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_config_map_topology_is_mirrored_with_overrides() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/topology.yaml"
+        ))
+        .expect("example");
+        let env = from_config_map(None);
+        let m = evaluate(
+            &env,
+            Source::ConfigMap(Some(&config_map("topology.yaml", &text))),
+        )
+        .expect("mirror");
+        let t = m.resolved.expect("resolved");
+        let names: Vec<&str> = t.tables.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["orders", "customers"]);
+        assert_eq!(
+            t.tables[1].provisioned_throughput, None,
+            "PAY_PER_REQUEST override"
+        );
+        assert_eq!(m.in_sync.1, "Mirrored");
+        assert!(
+            m.in_sync.2.contains("ConfigMap team/app-topology"),
+            "{:?}",
+            m.in_sync
+        );
+    }
+
+    #[test]
+    fn a_missing_config_map_or_key_names_both() {
+        let env = from_config_map(Some("prod.yaml"));
+        let err = evaluate(&env, Source::ConfigMap(None)).expect_err("missing");
+        assert_eq!(err.field, "spec.mirror.configMapRef");
+        assert!(
+            err.reason.contains("ConfigMap team/app-topology not found"),
+            "{}",
+            err.reason
+        );
+
+        let cm = config_map("topology.yaml", "tables: []");
+        let err = evaluate(&env, Source::ConfigMap(Some(&cm))).expect_err("no key");
+        assert!(
+            err.reason
+                .contains("has no key prod.yaml (its keys: topology.yaml)"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn invalid_yaml_gives_the_position_but_not_the_values() {
+        let env = from_config_map(None);
+        for (text, want) in [
+            // A YAML syntax error.
+            ("tables:\n  - name: orders\n   bad: [", "line "),
+            // A value of the wrong type: the message keeps its kind, drops the value.
+            (
+                "tables:\n  - name: orders\n    partitionKey: {name: pk, type: SECRET-VALUE}\n",
+                "tables[0].partitionKey.type: must be one of S, N, B (line 3 column 19)",
+            ),
+            (
+                "tables: SECRET-VALUE\n",
+                "tables: invalid type (line 1 column",
+            ),
+        ] {
+            let err = evaluate(
+                &env,
+                Source::ConfigMap(Some(&config_map("topology.yaml", text))),
+            )
+            .expect_err(text);
+            assert_eq!(err.field, "spec.mirror.configMapRef");
+            assert!(
+                err.reason
+                    .starts_with("ConfigMap team/app-topology key topology.yaml is not a topology"),
+                "{}",
+                err.reason
+            );
+            assert!(err.reason.contains(want), "{want:?} in {}", err.reason);
+            assert!(!err.reason.contains("SECRET-VALUE"), "{}", err.reason);
+        }
+    }
+
+    #[test]
+    fn outside_the_cluster_the_topology_file_stands_in_for_the_config_map() {
+        let env = from_config_map(None);
+        let err = evaluate(&env, Source::File(None)).expect_err("no file");
+        assert!(err.reason.contains("topology file"), "{}", err.reason);
+        let t: Topology =
+            serde_yaml::from_str("tables: [{name: orders, partitionKey: {name: pk, type: S}}]")
+                .expect("topology");
+        let m = evaluate(&env, Source::File(Some(("topology.yaml", &t)))).expect("file");
+        assert_eq!(m.resolved.expect("resolved").tables[0].name, "orders");
     }
 }

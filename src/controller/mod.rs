@@ -88,9 +88,10 @@ pub struct Context {
     pub live: Option<live::LiveCheck>,
 }
 
-/// The environments whose secrets schema is the ConfigMap `namespace/name`: a schema change
-/// reconciles them at once (new secrets generated, readers rolled).
-pub fn reading_schema(
+/// The environments whose secrets schema or mirrored topology is the ConfigMap
+/// `namespace/name`: a change reconciles them at once (new secrets generated, readers
+/// rolled; tables created).
+pub fn reading_config_map(
     envs: &[Arc<ParityEnvironment>],
     namespace: Option<&str>,
     name: &str,
@@ -98,11 +99,13 @@ pub fn reading_schema(
     envs.iter()
         .filter(|e| e.namespace().as_deref() == namespace)
         .filter(|e| {
-            e.spec
-                .secrets
-                .schema
+            let schema = e.spec.secrets.schema.as_ref().map(|s| s.name.as_str());
+            let topology = e
+                .spec
+                .mirror
                 .as_ref()
-                .is_some_and(|s| s.name == name)
+                .and_then(|m| m.config_map_ref.as_ref());
+            schema == Some(name) || topology.is_some_and(|t| t.name == name)
         })
         .map(|e| ObjectRef::from_obj(e.as_ref()))
         .collect()
@@ -116,10 +119,14 @@ pub fn mirroring(
 ) -> Vec<ObjectRef<ParityEnvironment>> {
     envs.iter()
         .filter(|e| {
-            e.spec.mirror.as_ref().is_some_and(|m| {
-                m.from.name == name
-                    && m.from.namespace.as_deref().or(e.namespace().as_deref()) == namespace
-            })
+            e.spec
+                .mirror
+                .as_ref()
+                .and_then(|m| m.from.as_ref())
+                .is_some_and(|f| {
+                    f.name == name
+                        && f.namespace.as_deref().or(e.namespace().as_deref()) == namespace
+                })
         })
         .map(|e| ObjectRef::from_obj(e.as_ref()))
         .collect()
@@ -321,7 +328,7 @@ fn controller(
     let mirrors_store = env_store.clone();
     let controller = controller
         .watches_stream(schema_changes, move |cm| {
-            reading_schema(
+            reading_config_map(
                 &env_store.state(),
                 cm.namespace().as_deref(),
                 &cm.name_any(),
@@ -392,19 +399,25 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_config_map_maps_to_the_environments_reading_it() {
+    fn a_schema_or_topology_config_map_maps_to_the_environments_reading_it() {
+        let mut topology = (*env("a", "five", None)).clone();
+        topology.spec.mirror = Some(
+            serde_json::from_value(serde_json::json!({"configMapRef": {"name": "schema"}}))
+                .expect("mirror"),
+        );
         let envs = [
             env("a", "one", Some("schema")),
             env("a", "two", Some("other")),
             env("b", "three", Some("schema")),
             env("a", "four", None),
+            Arc::new(topology),
         ];
-        let hits: Vec<String> = reading_schema(&envs, Some("a"), "schema")
+        let hits: Vec<String> = reading_config_map(&envs, Some("a"), "schema")
             .into_iter()
             .map(|r| r.name)
             .collect();
-        assert_eq!(hits, ["one"]);
-        assert!(reading_schema(&envs, Some("c"), "schema").is_empty());
+        assert_eq!(hits, ["one", "five"]);
+        assert!(reading_config_map(&envs, Some("c"), "schema").is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
@@ -66,6 +66,39 @@ pub async fn reconcile(env: Arc<ParityEnvironment>, ctx: Arc<Context>) -> Result
     result
 }
 
+/// Reads what spec.mirror names (a ParityEnvironment or a topology ConfigMap) and evaluates
+/// the mirror against it: an unusable source is the inner error.
+async fn read_mirror_source(
+    ctx: &Context,
+    valid: &ValidatedSpec,
+) -> Result<Result<super::mirror::Mirrored, crate::api::FieldError>, Error> {
+    use super::mirror::{Source, evaluate};
+    let ns = &valid.namespace;
+    Ok(
+        match valid
+            .spec
+            .mirror
+            .as_ref()
+            .map(|m| (&m.from, &m.config_map_ref))
+        {
+            Some((Some(from), _)) => {
+                let src_ns = from.namespace.as_deref().unwrap_or(ns);
+                let src = Api::<ParityEnvironment>::namespaced(ctx.client.clone(), src_ns)
+                    .get_opt(&from.name)
+                    .await?;
+                evaluate(valid, Source::Environment(src.as_ref()))
+            }
+            Some((None, Some(r))) => {
+                let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
+                    .get_opt(&r.name)
+                    .await?;
+                evaluate(valid, Source::ConfigMap(cm.as_ref()))
+            }
+            _ => evaluate(valid, Source::Environment(None)),
+        },
+    )
+}
+
 async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Action, Error> {
     let ns = env.namespace().unwrap_or_default();
     let name = env.name_any();
@@ -111,16 +144,7 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
     // mirror: read the source and resolve its topology before building; an unusable source
     // changes nothing (the last applied topology stays) and is reported.
     let mut valid = valid;
-    let source = match &valid.spec.mirror {
-        Some(m) => {
-            let src_ns = m.from.namespace.as_deref().unwrap_or(&ns);
-            Api::<ParityEnvironment>::namespaced(ctx.client.clone(), src_ns)
-                .get_opt(&m.from.name)
-                .await?
-        }
-        None => None,
-    };
-    let mirrored = match super::mirror::evaluate(&valid, source.as_ref()) {
+    let mirrored = match read_mirror_source(ctx, &valid).await? {
         Ok(m) => m,
         Err(e) => {
             let conds = conditions::failed(
@@ -903,7 +927,7 @@ async fn write_status(
             ConditionStatus::True => (EventType::Normal, "Ready".to_string()),
             _ if matches!(
                 ready.reason.as_str(),
-                "InvalidSpec" | "KeyringUnavailable" | "SecretConflict"
+                "InvalidSpec" | "KeyringUnavailable" | "SecretConflict" | "MirrorUnavailable"
             ) || ready.reason.ends_with("Failed") =>
             {
                 (EventType::Warning, ready.reason.clone())

@@ -294,9 +294,10 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(root.join(file)).expect("example");
         let sources = if mirror {
-            crate::resources::mirror_sources(&root.join("examples/staging.yaml")).expect("staging")
+            crate::resources::mirror_sources(&root.join("examples/topology.yaml"))
+                .expect("topology")
         } else {
-            Vec::new()
+            crate::resources::MirrorSources::default()
         };
         let mut v = crate::resources::validated_environments(&text, file, "default", &sources)
             .expect("valid example")

@@ -36,9 +36,9 @@ use supervise::Program;
 #[command(
     args_conflicts_with_subcommands = true,
     after_help = "Examples:
-  parity dev -f examples/local.yaml --mirror-source examples/staging.yaml
+  parity dev -f examples/local.yaml --mirror-source examples/topology.yaml
                                       run until Ctrl-C; the app reads .parity/dev/.env
-  parity dev -f examples/ci.yaml --mirror-source examples/staging.yaml -- cargo test
+  parity dev -f examples/ci.yaml --mirror-source examples/topology.yaml -- cargo test
                                       start, run the app's tests against it, stop; their exit code
   parity dev status --env dev         what runs and where"
 )]
@@ -79,7 +79,8 @@ pub struct RunArgs {
     /// Namespace for an environment that does not set one (it only names things).
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
-    /// File with the environment(s) spec.mirror.from names (e.g. staging.yaml).
+    /// File with the environment(s) spec.mirror.from names (e.g. staging.yaml), or the
+    /// topology spec.mirror.configMapRef's ConfigMap holds (e.g. topology.yaml).
     #[arg(long)]
     pub mirror_source: Option<PathBuf>,
     /// File holding the key seed (keys.local.source Seeded; a cluster reads it from a Secret).
@@ -138,7 +139,7 @@ fn load(
     let text = std::fs::read_to_string(file).with_context(|| format!("-f {}", file.display()))?;
     let sources = match mirror {
         Some(p) => crate::resources::mirror_sources(p)?,
-        None => Vec::new(),
+        None => crate::resources::MirrorSources::default(),
     };
     let envs = crate::resources::validated_environments(
         &text,

@@ -31,7 +31,8 @@ pub use meta::*;
 pub use network_policy::{dashboard_egress_policy, has_ingress_policy, ingress_policy};
 pub use object::{OWNED_KINDS, Object, owned_api_resource};
 pub use render::{
-    RENDER_PLACEHOLDER_UID, RenderArgs, mirror_sources, render_yaml, run, validated_environments,
+    MirrorSources, RENDER_PLACEHOLDER_UID, RenderArgs, mirror_sources, render_yaml, run,
+    validated_environments,
 };
 pub use secrets_api::{
     SECRETS_API_CLIENT_ID_KEY, SECRETS_API_CLIENT_SECRET_KEY, SECRETS_DIR, secrets_api_args,

@@ -15,8 +15,9 @@ pub const RENDER_PLACEHOLDER_UID: &str = "00000000-0000-0000-0000-000000000000";
 /// Print every object the operator would create for the ParityEnvironment(s) in a file.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  parity render -f examples/local.yaml --mirror-source examples/staging.yaml
-  parity render -f examples/ci.yaml --mirror-source examples/staging.yaml | kubectl diff -f -")]
+  parity render -f examples/local.yaml --mirror-source examples/topology.yaml
+  parity render -f examples/local-from-staging.yaml --mirror-source examples/staging.yaml
+  parity render -f examples/ci.yaml --mirror-source examples/topology.yaml | kubectl diff -f -")]
 pub struct RenderArgs {
     /// YAML file with one or more ParityEnvironment documents (`-` for stdin).
     #[arg(short = 'f', long = "filename")]
@@ -30,7 +31,8 @@ pub struct RenderArgs {
     /// Expose Services on the fixed NodePorts where the tier allows it (kind).
     #[arg(long)]
     pub node_ports: bool,
-    /// File with the environment(s) that spec.mirror.from names (e.g. staging.yaml), so a
+    /// File with the environment(s) that spec.mirror.from names (e.g. staging.yaml), or the
+    /// topology that spec.mirror.configMapRef's ConfigMap holds (e.g. topology.yaml), so a
     /// mirroring environment renders with its source's tables, as the operator would.
     /// Environments in -f itself are sources too.
     #[arg(long)]
@@ -67,6 +69,15 @@ fn environments(
     Ok(out)
 }
 
+/// What `--mirror-source FILE` holds: the environments spec.mirror.from may name, or, in a
+/// file without any, the topology that stands in for spec.mirror.configMapRef's ConfigMap.
+#[derive(Clone, Debug, Default)]
+pub struct MirrorSources {
+    pub environments: Vec<ParityEnvironment>,
+    /// (file name, topology).
+    pub topology: Option<(String, crate::dynamo::topology::Topology)>,
+}
+
 /// The source spec.mirror.from names, among `candidates`: by name, and by namespace when
 /// both the reference and the candidate give one (a source file without namespaces
 /// stands for whichever namespace it is applied to).
@@ -74,7 +85,7 @@ fn find_source<'a>(
     env: &ParityEnvironment,
     candidates: &'a [ParityEnvironment],
 ) -> Option<&'a ParityEnvironment> {
-    let from = &env.spec.mirror.as_ref()?.from;
+    let from = env.spec.mirror.as_ref()?.from.as_ref()?;
     candidates.iter().find(|c| {
         c.metadata.name.as_deref() == Some(from.name.as_str())
             && from
@@ -92,28 +103,33 @@ pub fn validated_environments(
     yaml: &str,
     source: &str,
     namespace: &str,
-    sources: &[ParityEnvironment],
+    sources: &MirrorSources,
 ) -> anyhow::Result<Vec<ValidatedSpec>> {
+    use crate::controller::mirror::Source;
     let envs = environments(yaml, source, Some(namespace))?;
     let candidates: Vec<ParityEnvironment> = envs
         .iter()
         .map(|(_, e)| e)
-        .chain(sources)
+        .chain(&sources.environments)
         .cloned()
         .collect();
+    let file_topology = sources.topology.as_ref().map(|(f, t)| (f.as_str(), t));
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (doc, env) in &envs {
         let name = env.metadata.name.clone().unwrap_or_default();
         let valid = validate(env).and_then(|mut valid| {
             if valid.spec.mirror.is_some() {
-                let m = crate::controller::mirror::evaluate(&valid, find_source(env, &candidates))
-                    .map_err(|e| {
-                        vec![crate::api::FieldError::new(
-                            e.field,
-                            format!("{} (give the source with --mirror-source FILE)", e.reason),
-                        )]
-                    })?;
+                let from = match valid.spec.mirror.as_ref().and_then(|m| m.from.as_ref()) {
+                    Some(_) => Source::Environment(find_source(env, &candidates)),
+                    None => Source::File(file_topology),
+                };
+                let m = crate::controller::mirror::evaluate(&valid, from).map_err(|e| {
+                    vec![crate::api::FieldError::new(
+                        e.field,
+                        format!("{} (give the source with --mirror-source FILE)", e.reason),
+                    )]
+                })?;
                 valid.mirrored = m.resolved;
             }
             Ok(valid)
@@ -140,7 +156,7 @@ pub fn render_yaml(
     source: &str,
     namespace: &str,
     ctx: &BuildContext,
-    sources: &[ParityEnvironment],
+    sources: &MirrorSources,
 ) -> anyhow::Result<String> {
     let mut out = String::new();
     for valid in validated_environments(yaml, source, namespace, sources)? {
@@ -152,13 +168,28 @@ pub fn render_yaml(
     Ok(out)
 }
 
-/// The environments of a `--mirror-source` file (namespaces as written).
-pub fn mirror_sources(path: &std::path::Path) -> anyhow::Result<Vec<ParityEnvironment>> {
+/// The environments of a `--mirror-source` file (namespaces as written), or, if it has none,
+/// its topology (as `parity capture` prints it).
+pub fn mirror_sources(path: &std::path::Path) -> anyhow::Result<MirrorSources> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    Ok(environments(&text, &path.display().to_string(), None)?
+    let name = path.display().to_string();
+    let environments: Vec<ParityEnvironment> = environments(&text, &name, None)?
         .into_iter()
         .map(|(_, e)| e)
-        .collect())
+        .collect();
+    if !environments.is_empty() {
+        return Ok(MirrorSources {
+            environments,
+            topology: None,
+        });
+    }
+    let topology = crate::dynamo::topology::Topology::from_document_str(&text).with_context(|| {
+        format!("--mirror-source {name}: neither a ParityEnvironment nor a topology as `parity capture` prints it")
+    })?;
+    Ok(MirrorSources {
+        environments,
+        topology: Some((name, topology)),
+    })
 }
 
 pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
@@ -178,7 +209,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
     };
     let sources = match &args.mirror_source {
         Some(path) => mirror_sources(path)?,
-        None => Vec::new(),
+        None => MirrorSources::default(),
     };
     print!(
         "{}",
