@@ -117,7 +117,6 @@ kind-up: ## laptop cluster (needs Docker, kind, helm): build + load the image, i
 	  --set image.pullPolicy=Never --set nodePorts=true --wait
 	kubectl create namespace demo-staging --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -n demo-staging -f examples/staging.yaml
-	kubectl create configmap app-topology --from-file=topology.yaml=examples/topology.yaml --dry-run=client -o yaml | kubectl apply -f -
 	kubectl create configmap app-secrets-schema --from-file=examples/secrets.schema.json --dry-run=client -o yaml | kubectl apply -f -
 	kubectl create configmap app-seeds --from-file=examples/fixtures/ --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -f examples/local.yaml
