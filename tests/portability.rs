@@ -20,34 +20,35 @@ fn words(line: &str) -> Vec<&str> {
         .collect()
 }
 
-/// `tool` invoked with a flag `flag` (or a short-flag cluster holding it).
-fn tool_flag(line: &str, tool: &str, flag: &str) -> bool {
+/// Whether any leading option argument of a `tool` invocation in the line satisfies `hit`.
+fn tool_option(line: &str, tools: &[&str], hit: impl Fn(&str) -> bool) -> bool {
     let w = words(line);
     w.iter().enumerate().any(|(i, t)| {
-        *t == tool
+        tools.contains(t)
             && w[i + 1..]
                 .iter()
                 .take_while(|a| a.starts_with('-'))
-                .any(|a| {
-                    *a == flag
-                        || (flag.len() == 2
-                            && !a.starts_with("--")
-                            && a.len() > 2
-                            && a[1..].contains(&flag[1..]))
-                })
+                .any(|a| hit(a))
+    })
+}
+
+/// `tool` with the short flag `-c`, alone or in a cluster (`-oP`).
+fn tool_flag(line: &str, tool: &str, flag: char) -> bool {
+    tool_option(line, &[tool], |a| {
+        !a.starts_with("--") && a[1..].contains(flag)
     })
 }
 
 /// `sed -i` (or a cluster ending in i, `-Ei`) with no suffix attached; `-i.bak` works on both.
 fn sed_in_place_without_suffix(line: &str) -> bool {
-    let w = words(line);
-    w.iter().enumerate().any(|(i, t)| {
-        *t == "sed"
-            && w[i + 1..]
-                .iter()
-                .take_while(|a| a.starts_with('-'))
-                .any(|a| *a == "--in-place" || (!a.starts_with("--") && a.ends_with('i')))
+    tool_option(line, &["sed"], |a| {
+        a == "--in-place" || (!a.starts_with("--") && a.ends_with('i'))
     })
+}
+
+/// declare/local/typeset with the attribute `flag` (-A associative, -n nameref).
+fn declare_flag(line: &str, flag: char) -> bool {
+    tool_option(line, &["declare", "local", "typeset"], |a| a.contains(flag))
 }
 
 const RULES: &[Rule] = &[
@@ -61,25 +62,11 @@ const RULES: &[Rule] = &[
     },
     Rule {
         why: "associative arrays (declare -A) are bash 4",
-        hit: |l| {
-            let w = words(l);
-            w.windows(2).any(|p| {
-                matches!(p[0], "declare" | "local" | "typeset")
-                    && p[1].starts_with('-')
-                    && p[1].contains('A')
-            })
-        },
+        hit: |l| declare_flag(l, 'A'),
     },
     Rule {
         why: "namerefs (declare -n) are bash 4.3",
-        hit: |l| {
-            let w = words(l);
-            w.windows(2).any(|p| {
-                matches!(p[0], "declare" | "local" | "typeset")
-                    && p[1].starts_with('-')
-                    && p[1].contains('n')
-            })
-        },
+        hit: |l| declare_flag(l, 'n'),
     },
     Rule {
         why: "case conversion ${v,,} ${v^^} is bash 4",
@@ -130,36 +117,8 @@ const RULES: &[Rule] = &[
         hit: sed_in_place_without_suffix,
     },
     Rule {
-        why: "sed -r is GNU (use -E)",
-        hit: |l| tool_flag(l, "sed", "-r"),
-    },
-    Rule {
         why: "date %N (nanoseconds, %3N) is GNU",
         hit: |l| l.contains("date") && (l.contains("%N") || l.contains("%3N")),
-    },
-    Rule {
-        why: "readlink -f is GNU (use cd \"$(dirname ...)\" && pwd)",
-        hit: |l| tool_flag(l, "readlink", "-f"),
-    },
-    Rule {
-        why: "grep -P is GNU",
-        hit: |l| tool_flag(l, "grep", "-P"),
-    },
-    Rule {
-        why: "stat -c is GNU (BSD: stat -f)",
-        hit: |l| tool_flag(l, "stat", "-c"),
-    },
-    Rule {
-        why: "xargs -r is GNU",
-        hit: |l| tool_flag(l, "xargs", "-r"),
-    },
-    Rule {
-        why: "base64 -w is GNU",
-        hit: |l| tool_flag(l, "base64", "-w"),
-    },
-    Rule {
-        why: "sort -V is GNU",
-        hit: |l| tool_flag(l, "sort", "-V"),
     },
     Rule {
         why: "timeout, realpath, sha256sum and tac are not on macOS",
@@ -171,16 +130,36 @@ const RULES: &[Rule] = &[
     },
 ];
 
+/// GNU-only flags: (tool, flag, why).
+const GNU_FLAGS: &[(&str, char, &str)] = &[
+    ("sed", 'r', "sed -r is GNU (use -E)"),
+    (
+        "readlink",
+        'f',
+        "readlink -f is GNU (use cd \"$(dirname ...)\" && pwd)",
+    ),
+    ("grep", 'P', "grep -P is GNU"),
+    ("stat", 'c', "stat -c is GNU (BSD: stat -f)"),
+    ("xargs", 'r', "xargs -r is GNU"),
+    ("base64", 'w', "base64 -w is GNU"),
+    ("sort", 'V', "sort -V is GNU"),
+];
+
 /// Every construct in `text` that fails on macOS, as `line: why`.
 fn findings(text: &str) -> Vec<String> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim_start().starts_with('#'))
         .flat_map(|(n, l)| {
-            RULES
+            let rules = RULES.iter().filter(|r| (r.hit)(l)).map(|r| r.why);
+            let flags = GNU_FLAGS
                 .iter()
-                .filter(move |r| (r.hit)(l))
-                .map(move |r| format!("{}: {} ({})", n + 1, r.why, l.trim()))
+                .filter(|(tool, flag, _)| tool_flag(l, tool, *flag))
+                .map(|(_, _, why)| *why);
+            rules
+                .chain(flags)
+                .map(move |why| format!("{}: {why} ({})", n + 1, l.trim()))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
