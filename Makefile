@@ -75,7 +75,7 @@ dev: build ## process mode, no Docker, no cluster: examples/local.yaml as local 
 e2e: ## end-to-end tests on a real node started for them (root, Linux; stopped afterwards)
 	hack/e2e
 
-test: ## everything CI runs: lint, unit, integration (kwok), then the real node's selftest and e2e
+test: ## everything CI runs: lint, lint-ci, unit, integration (kwok), then the real node's selftest and e2e
 	$(MAKE) lint
 	$(MAKE) lint-ci
 	$(MAKE) unit
