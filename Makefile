@@ -11,7 +11,7 @@ export PARITY_TESTENV_DIR ?= $(CURDIR)/.testenv
 TESTENV_BIN := $(PARITY_CACHE)/testenv/bin
 PARITY := $(CARGO_TARGET_DIR)/debug/parity
 
-.PHONY: help build lint unit aws-lc fuzz integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up kind-down bench \
+.PHONY: help build lint lint-ci unit aws-lc fuzz integration dev e2e test browser-deps testenv-build testenv-up testenv-down demo demo-down crds kind-up kind-down bench \
 	node-deps images testenv-up-real testenv-selftest-real chart-package install-yaml
 
 help: ## list targets
@@ -23,6 +23,12 @@ build: ## build the parity binary
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+
+lint-ci: ## actionlint and shellcheck on the per-PR recipe (examples/ci), and the macOS portability check
+	hack/actionlint examples/ci/github-actions.yaml
+	@command -v shellcheck >/dev/null || { echo "lint-ci needs shellcheck (apt-get install shellcheck; .ci/run installs it)" >&2; exit 1; }
+	shellcheck examples/ci/*.sh hack/actionlint
+	cargo test -q --test portability
 
 unit: ## unit tests (no control plane needed)
 	cargo test --lib --bins
@@ -69,8 +75,9 @@ dev: build ## process mode, no Docker, no cluster: examples/local.yaml as local 
 e2e: ## end-to-end tests on a real node started for them (root, Linux; stopped afterwards)
 	hack/e2e
 
-test: ## everything CI runs: lint, unit, integration (kwok), then the real node's selftest and e2e
+test: ## everything CI runs: lint, lint-ci, unit, integration (kwok), then the real node's selftest and e2e
 	$(MAKE) lint
+	$(MAKE) lint-ci
 	$(MAKE) unit
 	hack/pyenv >/dev/null
 	$(MAKE) aws-lc

@@ -1,6 +1,17 @@
 # Shared by hack/testenv/{build,up,down,sa-kubeconfig}. Sourced, not run.
 # shellcheck shell=bash
 
+# Linux only: the testenv and its real node need Linux's namespaces, cgroups, iptables and
+# /proc, and these scripts bash 4 (associative arrays, mapfile). Say so before anything else.
+if [ "$(uname -s)" != Linux ]; then
+  printf '[testenv] error: hack/testenv needs Linux (this host is %s): on a Mac, use a kind cluster instead (make kind-up, README.md)\n' "$(uname -s)" >&2
+  exit 1
+fi
+if [ -z "${BASH_VERSINFO:-}" ] || [ "${BASH_VERSINFO[0]}" -lt 4 ]; then
+  printf '[testenv] error: hack/testenv needs bash 4 or newer (this is %s)\n' "${BASH_VERSION:-not bash}" >&2
+  exit 1
+fi
+
 TESTENV_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$TESTENV_HERE/../.." && pwd)
 # shellcheck source=versions.env
