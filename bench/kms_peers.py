@@ -135,7 +135,7 @@ def wrk(url, script, conns, seconds, cpu):
         capture_output=True, text=True, check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    lat = dict(re.findall(r"^\s+(50|99)\.000%\s+(\S+)", out, re.M))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
@@ -178,7 +178,7 @@ def main():
             f"--keyring={st}/keyring/keyring.json",
             f"--aliases-file={st}/topology/aliases",
             f"--secret-access-key-file={st}/kms-credentials/secret-access-key",
-            f"--region={REGION}",
+            f"--access-key-id={key_id}", f"--region={REGION}",
         ], port, {"RUST_LOG": "warn"}, server_cpu), key_id, secret, "alias/parity/bench"))
 
         port = free_port()
