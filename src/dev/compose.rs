@@ -21,7 +21,7 @@ use crate::api::ValidatedSpec;
 use crate::connection::{
     DASHBOARD_HOST_PORT, DYNAMODB_HOST_PORT, Endpoint, KMS_HOST_PORT, SECRETS_API_HOST_PORT,
 };
-use crate::resources::{BuildContext, Component, Object, build_all, endpoints, names};
+use crate::resources::{BuildContext, Component, Object, build_all, endpoints};
 
 /// Parity levels, lowest first; a service of level L is in the profiles of L and above.
 pub const LEVELS: std::ops::RangeInclusive<i32> = 0..=3;
@@ -146,20 +146,7 @@ fn mounts(env: &ValidatedSpec, pod: &PodSpec, c: &Container, layout: &Layout) ->
         let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
             continue;
         };
-        let source = if let Some(s) = &v.secret {
-            s.secret_name
-                .as_deref()
-                .map(|n| layout.secret_dir(&env.name, n))
-        } else if let Some(cm) = &v.config_map {
-            if cm.name == names::topology(&env.name) {
-                Some(layout.topology_dir())
-            } else {
-                layout.seeds.clone()
-            }
-        } else {
-            None
-        };
-        if let Some(source) = source {
+        if let Some(source) = layout.stand_in(&env.name, v) {
             out.push(json!({
                 "type": "bind",
                 "source": source.display().to_string(),

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 
 use crate::api::ValidatedSpec;
 use crate::connection::Endpoint;
@@ -35,6 +35,22 @@ impl Layout {
             .and_then(|s| s.strip_prefix('-'))
             .unwrap_or(name);
         self.dir.join(suffix)
+    }
+
+    /// The directory standing in for a Secret or ConfigMap volume: the Secret's, the topology
+    /// files, or the seed fixtures (the only other ConfigMap a pod mounts).
+    pub fn stand_in(&self, env: &str, v: &Volume) -> Option<PathBuf> {
+        if let Some(s) = &v.secret {
+            s.secret_name.as_deref().map(|n| self.secret_dir(env, n))
+        } else if let Some(cm) = &v.config_map {
+            if cm.name == names::topology(env) {
+                Some(self.topology_dir())
+            } else {
+                self.seeds.clone()
+            }
+        } else {
+            None
+        }
     }
 
     pub fn keyring_file(&self, env: &str) -> PathBuf {
@@ -130,20 +146,7 @@ fn mount_map(
         let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
             continue;
         };
-        let local = if let Some(s) = &v.secret {
-            s.secret_name
-                .as_deref()
-                .map(|n| layout.secret_dir(&env.name, n))
-        } else if let Some(cm) = &v.config_map {
-            if cm.name == names::topology(&env.name) {
-                Some(layout.topology_dir())
-            } else {
-                layout.seeds.clone()
-            }
-        } else {
-            None
-        };
-        if let Some(l) = local {
+        if let Some(l) = layout.stand_in(&env.name, v) {
             out.push((m.mount_path.clone(), l));
         }
     }
