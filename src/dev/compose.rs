@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use serde_json::{Value, json};
 
-use super::derive::Layout;
+use super::derive::{Layout, Ports, served};
 use super::files;
 use crate::api::ValidatedSpec;
 use crate::connection::{
@@ -49,15 +49,13 @@ pub struct ComposeFile {
     pub secret_vars: Vec<SecretVar>,
 }
 
-fn served(c: Component) -> Option<(Endpoint, u16)> {
-    match c {
-        Component::Kms => Some((Endpoint::Kms, KMS_HOST_PORT)),
-        Component::DynamoDb => Some((Endpoint::DynamoDb, DYNAMODB_HOST_PORT)),
-        Component::SecretsApi => Some((Endpoint::Secrets, SECRETS_API_HOST_PORT)),
-        Component::Dashboard => Some((Endpoint::Dashboard, DASHBOARD_HOST_PORT)),
-        _ => None,
-    }
-}
+/// Where the host reaches each service: the ports `parity dev` prefers.
+const HOST_PORTS: Ports = Ports {
+    kms: KMS_HOST_PORT,
+    dynamodb: DYNAMODB_HOST_PORT,
+    secrets: SECRETS_API_HOST_PORT,
+    dashboard: DASHBOARD_HOST_PORT,
+};
 
 /// The pods of `env` at its declared level: component, pod spec, whether it runs to completion.
 fn pods(env: &ValidatedSpec, ctx: &BuildContext) -> Vec<(Component, PodSpec, bool)> {
@@ -83,7 +81,7 @@ fn url_map(
     let ep = endpoints(env, env.profile, ctx);
     let mut out = Vec::new();
     for (component, pod, _) in pods {
-        let Some((endpoint, _)) = served(*component) else {
+        let Some(endpoint) = served(*component) else {
             continue;
         };
         let url = match endpoint {
@@ -220,7 +218,8 @@ fn service(
     if !volumes.is_empty() {
         svc.insert("volumes".into(), Value::Array(volumes));
     }
-    if let (Some((_, host)), Some(port)) = (served(component), container_port(pod)) {
+    if let (Some(e), Some(port)) = (served(component), container_port(pod)) {
+        let host = HOST_PORTS.get(e);
         svc.insert("ports".into(), json!([format!("127.0.0.1:{host}:{port}")]));
     }
     // A one-shot service keeps Compose's default ("no"): it must not run again on exit.
@@ -402,22 +401,20 @@ pub fn run(args: crate::resources::RenderArgs) -> anyhow::Result<()> {
     };
     files::private_dir(&layout.dir)?;
     let ctx = BuildContext::new(&args.image);
-    let run_args = super::RunArgs::for_files(&args);
     // The topology and derived secrets name the services as Compose resolves them.
     let pods = pods(&env, &ctx);
     let urls = url_map(&env, &ctx, &pods);
     // stdout is the Compose file: notes go to stderr.
-    super::prepare_files(
-        &run_args,
-        &env,
-        &args.file,
-        &manifest,
-        &layout,
-        &urls,
-        |m| eprintln!("{m}"),
-    )?;
-    write_env_files(&layout, &compose(&env, &layout, &ctx).secret_vars)?;
+    let inputs = super::FileInputs {
+        seed_file: args.seed_file.as_deref(),
+        secrets_schema: args.secrets_schema.as_deref(),
+    };
+    super::prepare_files(inputs, &env, &args.file, &manifest, &layout, &urls, |m| {
+        eprintln!("{m}")
+    })?;
+    // Paths relative to the current directory: the env files are read from here too.
     let file = compose(&env, &relative_to(&layout, &cwd), &ctx);
+    write_env_files(&layout, &file.secret_vars)?;
     print!("{}", serde_yaml::to_string(&file.document)?);
     eprintln!(
         "parity render: keys and secrets in {}; start with `docker compose -f FILE --profile level{} up`",

@@ -96,7 +96,7 @@ pub struct ChildCommand {
 }
 
 /// The service a workload component serves.
-fn served(c: Component) -> Option<Endpoint> {
+pub fn served(c: Component) -> Option<Endpoint> {
     match c {
         Component::Kms => Some(Endpoint::Kms),
         Component::SecretsApi => Some(Endpoint::Secrets),

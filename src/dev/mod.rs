@@ -123,30 +123,6 @@ pub struct RunArgs {
     pub app: Vec<String>,
 }
 
-impl RunArgs {
-    /// The file inputs of `parity render --format compose`, which prepares the same files.
-    pub fn for_files(r: &crate::resources::RenderArgs) -> RunArgs {
-        RunArgs {
-            file: Some(r.file.clone()),
-            name: None,
-            namespace: r.namespace.clone(),
-            mirror_source: r.mirror_source.clone(),
-            seed_file: r.seed_file.clone(),
-            seeds: r.seeds.clone(),
-            secrets_schema: r.secrets_schema.clone(),
-            dynamodb_endpoint: None,
-            kms_port: None,
-            dynamodb_port: None,
-            secrets_port: None,
-            dashboard_port: None,
-            state_dir: r.state_dir.clone(),
-            reset: false,
-            yes: false,
-            app: Vec::new(),
-        }
-    }
-}
-
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         Some(DevAction::Status(s)) => status(s),
@@ -271,14 +247,14 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 /// The seed of a Seeded environment: --seed-file, PARITY_KEY_SEED, or the seed Secret
 /// carried in the manifest file itself (examples/ci.yaml does).
 fn key_seed(
-    args: &RunArgs,
+    seed_file: Option<&Path>,
     env: &ValidatedSpec,
     manifest: &str,
 ) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
     if env.spec.keys.local.source != KeySource::Seeded {
         return Ok(None);
     }
-    if let Some(f) = &args.seed_file {
+    if let Some(f) = seed_file {
         let bytes = std::fs::read(f).with_context(|| format!("--seed-file {}", f.display()))?;
         let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes).to_vec();
         return Ok(Some(Zeroizing::new(trimmed)));
@@ -322,11 +298,36 @@ fn key_seed(
     Ok(None)
 }
 
+/// The environment's endpoints with every in-cluster URL replaced as `urls` says.
+fn local_endpoints(env: &ValidatedSpec, urls: &[(String, String)]) -> Endpoints {
+    let local = |u: Option<String>| {
+        u.map(|u| {
+            urls.iter()
+                .find(|(from, _)| *from == u)
+                .map_or(u.clone(), |(_, to)| to.clone())
+        })
+    };
+    let ep = endpoints(env, env.profile, &BuildContext::new("parity"));
+    Endpoints {
+        dynamodb: local(ep.dynamodb),
+        kms: local(ep.kms),
+        dashboard: local(ep.dashboard),
+        topology_config_map: None,
+        secrets: local(ep.secrets),
+    }
+}
+
+/// What `prepare_files` reads besides the manifest: `--seed-file` and `--secrets-schema`.
+pub struct FileInputs<'a> {
+    pub seed_file: Option<&'a Path>,
+    pub secrets_schema: Option<&'a Path>,
+}
+
 /// The files a Secret or ConfigMap holds in a cluster, under `layout`: the keyring and the
 /// credentials (created once), the topology and the generated secrets, with every
 /// in-cluster URL replaced as `urls` says. Returns the app's secrets (for its `.env`).
 pub fn prepare_files(
-    args: &RunArgs,
+    inputs: FileInputs,
     env: &ValidatedSpec,
     file: &Path,
     manifest: &str,
@@ -335,7 +336,7 @@ pub fn prepare_files(
     say: fn(&str),
 ) -> anyhow::Result<BTreeMap<String, Zeroizing<String>>> {
     let p = plan(env, env.profile);
-    let seed = key_seed(args, env, manifest)?;
+    let seed = key_seed(inputs.seed_file, env, manifest)?;
     if p.kms && files::ensure_keyring(layout, env, seed.as_deref().map(|s| s.as_slice()))? {
         say(&format!(
             "parity dev: created the keyring ({:?} keys) in {}",
@@ -353,8 +354,8 @@ pub fn prepare_files(
     ) else {
         return Ok(BTreeMap::new());
     };
-    let path = match &args.secrets_schema {
-        Some(p) => p.clone(),
+    let path = match inputs.secrets_schema {
+        Some(p) => p.to_path_buf(),
         None => file
             .parent()
             .unwrap_or(Path::new("."))
@@ -368,7 +369,7 @@ pub fn prepare_files(
     })?;
     let schema = crate::secrets::SecretsSchema::parse(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let ep = endpoints(env, env.profile, &BuildContext::new("parity"));
+    let ep = local_endpoints(env, urls);
     let mut urlmap = BTreeMap::new();
     for (k, v) in [
         ("dynamodb", ep.dynamodb),
@@ -376,10 +377,6 @@ pub fn prepare_files(
         ("dashboard", ep.dashboard),
     ] {
         if let Some(v) = v {
-            let v = urls
-                .iter()
-                .find(|(from, _)| *from == v)
-                .map_or(v.clone(), |(_, to)| to.clone());
             urlmap.insert(k.to_string(), v);
         }
     }
@@ -655,24 +652,14 @@ async fn up(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     // Keys, credentials, topology and secrets: files first, so a restart finds them.
     let urls = url_map(&env, &ports, args.dynamodb_endpoint.as_deref());
-    let app_secrets = prepare_files(&args, &env, &file, &manifest, &layout, &urls, |m| {
+    let inputs = FileInputs {
+        seed_file: args.seed_file.as_deref(),
+        secrets_schema: args.secrets_schema.as_deref(),
+    };
+    let app_secrets = prepare_files(inputs, &env, &file, &manifest, &layout, &urls, |m| {
         println!("{m}")
     })?;
-    let local = |u: Option<String>| {
-        u.map(|u| {
-            urls.iter()
-                .find(|(from, _)| *from == u)
-                .map_or(u.clone(), |(_, to)| to.clone())
-        })
-    };
-    let ep = endpoints(&env, env.profile, &BuildContext::new("parity"));
-    let local_ep = Endpoints {
-        dynamodb: local(ep.dynamodb),
-        kms: local(ep.kms),
-        dashboard: local(ep.dashboard),
-        topology_config_map: None,
-        secrets: local(ep.secrets),
-    };
+    let local_ep = local_endpoints(&env, &urls);
     let read = |secret: String, key: &str| files::read_secret_key(&layout, &env.name, &secret, key);
     let inputs = ConnectionInputs {
         kms_secret_access_key: read(names::kms_credentials(&env.name), KMS_SECRET_ACCESS_KEY_KEY)?,
