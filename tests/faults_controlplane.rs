@@ -16,6 +16,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use parity_operator::api::ParityEnvironment;
 use serde_json::json;
+use support::cmd::run;
 use support::operator::Operator;
 use support::penv::*;
 use support::wait::until;
@@ -41,16 +42,7 @@ async fn wait_reconciled(envs: &Api<ParityEnvironment>, what: &str) {
 /// Runs a script of hack/testenv and returns its report (stdout); fails the test if it fails.
 fn testenv(script: &str, args: &[&str]) -> String {
     let path = format!("{}/hack/testenv/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(&path)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {path}: {e}"));
-    assert!(
-        out.status.success(),
-        "{script} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    run(Command::new(path).args(args), None).trim().to_string()
 }
 
 fn restart(component: &str, down_for_secs: u32) -> String {
