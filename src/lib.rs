@@ -11,6 +11,8 @@ pub mod dashboard;
 pub mod dev;
 pub mod duration;
 pub mod dynamo;
+pub mod field_error;
+pub mod formats;
 pub mod kms;
 pub mod probe;
 pub mod resources;

@@ -1,8 +1,67 @@
 //! The one table of what differs per tier. Everything tier-dependent in the code base reads a
 //! field of [`TierProfile`]; the only `match` on [`Tier`] is in [`profile`].
 
-use crate::api::{KeyProvider, KeySource, PersistenceMode, Tier};
-use crate::dashboard::config::CredentialSource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Tier {
+    Local,
+    #[serde(rename = "CI")]
+    Ci,
+    Staging,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Local, Tier::Ci, Tier::Staging];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Local => "Local",
+            Tier::Ci => "CI",
+            Tier::Staging => "Staging",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum KeyProvider {
+    #[default]
+    Local,
+    Kms,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum KeySource {
+    #[default]
+    Generated,
+    Seeded,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PersistenceMode {
+    InMemory,
+    Volume,
+}
+
+/// Where the dashboard's AWS credentials come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CredentialSource {
+    /// The access key pair of the flags and environment (emulators accept any).
+    Static,
+    /// The AWS SDK's default chain: environment, web identity (IRSA), EKS pod identity,
+    /// profile, instance metadata.
+    DefaultChain,
+}
+
+impl CredentialSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialSource::Static => "static",
+            CredentialSource::DefaultChain => "default-chain",
+        }
+    }
+}
 
 /// What runs at one parity level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

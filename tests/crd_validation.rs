@@ -2,7 +2,8 @@
 //! and the fix (CEL rules and OpenAPI bounds of the generated CRD), applies the defaults, and
 //! accepts the examples. The invalid and valid specs are one table,
 //! tests/fixtures/admission_cases.yaml, which api::validate runs too (no API server needed for
-//! that test), so admission and the operator cannot drift apart.
+//! that test), so admission and the operator cannot drift apart. Both also follow the tier
+//! table (src/tier.rs): `validate_and_api_server_follow_the_tier_table`.
 
 mod support;
 
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
-use parity_operator::api::{ParityEnvironment, validate};
+use parity_operator::api::{KeyProvider, KeySource, ParityEnvironment, Tier, validate};
+use parity_operator::tier::{DynamoPlacement, TierProfile, profile};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -82,6 +84,17 @@ struct Case {
 }
 
 impl Case {
+    fn valid(name: &str, spec: Value) -> Case {
+        Case {
+            case: name.to_string(),
+            name: None,
+            spec,
+            field: String::new(),
+            message: String::new(),
+            admission_field: None,
+        }
+    }
+
     fn object_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.case)
     }
@@ -127,7 +140,7 @@ fn operator_verdict(case: &Case) -> Result<(), Vec<String>> {
     };
     validate(&env)
         .map(|_| ())
-        .map_err(|errors| errors.into_iter().map(|e| e.field).collect())
+        .map_err(|errors| errors.into_iter().map(|e| e.path).collect())
 }
 
 /// Every case through the operator's own validation (no API server): each invalid spec is
@@ -289,4 +302,156 @@ async fn api_server_accepts_networks_and_single_addresses_where_cidrs_are_asked(
     )
     .await
     .expect("networks, addresses and host names are accepted");
+}
+
+/// One tier rule: a change to a tier's base spec, and whether the tier table allows it.
+struct TierRule {
+    name: &'static str,
+    /// `None`: the rule does not apply to this tier's base (e.g. a key source without the
+    /// Local provider).
+    change: fn(&TierProfile, &mut Value) -> Option<()>,
+    allowed: fn(&TierProfile) -> bool,
+}
+
+/// The smallest spec a tier accepts, built from its row of the tier table: parity level 1
+/// (DynamoDB), the first key provider it allows, an external DynamoDB where it has no
+/// in-cluster one.
+fn tier_base(p: &TierProfile) -> Value {
+    let mut spec = json!({"tier": p.tier.as_str(), "parityLevel": 1});
+    if p.key_providers[0] == KeyProvider::Kms {
+        spec["keys"] = json!({"provider": "Kms", "kms": {"keyId": "alias/app"}});
+    }
+    if p.dynamodb == DynamoPlacement::External {
+        spec["dynamodb"] = json!({"external": {"endpoint": "https://dynamodb.eu-west-1.amazonaws.com", "region": "eu-west-1"}});
+    }
+    spec
+}
+
+fn tier_rules() -> Vec<TierRule> {
+    vec![
+        TierRule {
+            name: "dashboard-decryption-server",
+            change: |_, s| {
+                s["dashboard"] = json!({"decryption": "Server"});
+                Some(())
+            },
+            allowed: |p| p.dashboard_decryption_allowed,
+        },
+        TierRule {
+            name: "ttl",
+            change: |_, s| {
+                s["ttl"] = json!("2h");
+                Some(())
+            },
+            allowed: |p| p.ttl_allowed,
+        },
+        TierRule {
+            name: "mirror",
+            change: |_, s| {
+                s["mirror"] = json!({"configMapRef": {"name": "app-topology"}});
+                Some(())
+            },
+            allowed: |p| p.mirror_allowed,
+        },
+        TierRule {
+            name: "key-provider-local",
+            change: |_, s| {
+                s["keys"] = json!({"provider": "Local"});
+                Some(())
+            },
+            allowed: |p| p.allows_key_provider(KeyProvider::Local),
+        },
+        TierRule {
+            name: "key-provider-kms",
+            change: |_, s| {
+                s["keys"] = json!({"provider": "Kms", "kms": {"keyId": "alias/app"}});
+                Some(())
+            },
+            allowed: |p| p.allows_key_provider(KeyProvider::Kms),
+        },
+        TierRule {
+            name: "key-source-seeded",
+            change: |p, s| {
+                p.allows_key_provider(KeyProvider::Local).then(|| {
+                    s["keys"] = json!({"provider": "Local", "local": {"source": "Seeded",
+                        "seedSecretRef": {"name": "seed", "key": "seed"}}});
+                })
+            },
+            allowed: |p| p.allows_key_source(KeySource::Seeded),
+        },
+        TierRule {
+            name: "dynamodb-external",
+            change: |_, s| {
+                s["dynamodb"] = json!({"external": {"endpoint": "https://dynamodb.eu-west-1.amazonaws.com", "region": "eu-west-1"}});
+                Some(())
+            },
+            allowed: |p| p.dynamodb == DynamoPlacement::External,
+        },
+        TierRule {
+            name: "dynamodb-in-cluster",
+            change: |_, s| {
+                s.as_object_mut()?.remove("dynamodb");
+                Some(())
+            },
+            allowed: |p| p.dynamodb == DynamoPlacement::InCluster,
+        },
+        TierRule {
+            name: "dynamodb-seed",
+            change: |_, s| {
+                s["dynamodb"]["seed"] = json!({"configMapRef": {"name": "app-seeds"}});
+                Some(())
+            },
+            allowed: |p| p.dynamodb == DynamoPlacement::InCluster,
+        },
+    ]
+}
+
+/// The tier rules are written three times: the tier table (src/tier.rs), api::validate and
+/// the CRD's CEL rules. For every tier and rule, a spec that needs the rule is accepted by
+/// validate() and by the API server exactly when the tier table allows it, so a change to
+/// one of the three that the others do not follow fails here.
+#[tokio::test]
+async fn validate_and_api_server_follow_the_tier_table() {
+    let (_ns, api) = setup("crd-tiers").await;
+    let mut failures = Vec::new();
+    for tier in Tier::ALL {
+        let p = profile(tier);
+        let base = tier_base(p);
+        let base_case = Case::valid("base", base.clone());
+        if operator_verdict(&base_case).is_err() {
+            failures.push(format!(
+                "{}: base spec {base} refused by validate",
+                tier.as_str()
+            ));
+        }
+        for rule in tier_rules() {
+            let mut spec = base.clone();
+            if (rule.change)(p, &mut spec).is_none() {
+                continue;
+            }
+            let allowed = (rule.allowed)(p);
+            let name = format!("{}-{}", tier.as_str().to_lowercase(), rule.name);
+            let by_validate = operator_verdict(&Case::valid(&name, spec.clone())).is_ok();
+            let by_api_server = match api
+                .create(
+                    &PostParams {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                    &manifest(&name, spec.clone()),
+                )
+                .await
+            {
+                Ok(_) => true,
+                Err(kube::Error::Api(e)) if e.code == 422 => false,
+                Err(e) => panic!("{name}: {e}"),
+            };
+            if by_validate != allowed || by_api_server != allowed {
+                failures.push(format!(
+                    "{name}: tier table allows={allowed}, validate accepts={by_validate}, API server accepts={by_api_server} ({spec})"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -2,17 +2,19 @@
 //! defaults, the pure `validate`, and `parity crd`.
 
 mod crd;
-pub mod formats;
 mod spec;
 mod status;
 mod validate;
+
+/// The string formats, shared with the topology (a leaf module: `crate::formats`).
+pub use crate::formats;
 
 pub use crd::{CrdArgs, crd_yaml, run};
 pub use spec::*;
 pub use status::*;
 pub use validate::{
-    ANNOTATION_MIRROR_ALLOWED_NAMESPACES, FieldError, ValidatedSpec, check_mirror_source, describe,
-    validate,
+    ANNOTATION_ADOPT_EXISTING, ANNOTATION_MIRROR_ALLOWED_NAMESPACES, FieldError, ValidatedSpec,
+    check_mirror_source, describe, validate,
 };
 
 #[cfg(test)]

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::formats::{
     AWS_REGION, DATA_KEY, DNS_LABEL, DNS_SUBDOMAIN, HTTP_URL, IMAGE, KMS_KEY_ID, SECRETS_PATH,
-    SLUG, TABLE_NAME, VOLUME_SIZE,
+    SLUG, VOLUME_SIZE,
 };
 use super::status::ParityEnvironmentStatus;
+/// The tier table's vocabulary, part of the spec.
+pub use crate::tier::{KeyProvider, KeySource, PersistenceMode, Tier};
 
 /// The DynamoDB Local image used when `spec.dynamodb.image` is not set. Only referenced:
 /// the jar is not open source, so nothing here downloads it.
@@ -163,6 +165,34 @@ pub struct ParityEnvironmentSpec {
     pub network: NetworkSpec,
 }
 
+/// What an environment itself declares about its data tier: spec.topology, or the deprecated
+/// spec.dynamodb.tables read as a topology's tables, or nothing.
+pub fn declared_topology(
+    spec: &ParityEnvironmentSpec,
+) -> Option<crate::dynamo::topology::Topology> {
+    if let Some(t) = &spec.topology {
+        return Some(t.clone());
+    }
+    (!spec.dynamodb.tables.is_empty()).then(|| crate::dynamo::topology::Topology {
+        tables: spec.dynamodb.tables.clone(),
+        ..Default::default()
+    })
+}
+
+impl ParityEnvironmentSpec {
+    /// Fields that still work but are on their way out, each with what to use instead.
+    pub fn deprecations(&self) -> Vec<super::FieldError> {
+        let mut out = Vec::new();
+        if !self.dynamodb.tables.is_empty() {
+            out.push(super::FieldError::new(
+                "spec.dynamodb.tables",
+                "is deprecated: move the tables to spec.topology.tables (the same fields; spec.topology also holds key aliases and secret names)",
+            ));
+        }
+        out
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkSpec {
@@ -183,26 +213,6 @@ pub enum IngressMode {
 
 fn default_parity_level() -> i32 {
     1
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
-pub enum Tier {
-    Local,
-    #[serde(rename = "CI")]
-    Ci,
-    Staging,
-}
-
-impl Tier {
-    pub const ALL: [Tier; 3] = [Tier::Local, Tier::Ci, Tier::Staging];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Local => "Local",
-            Tier::Ci => "CI",
-            Tier::Staging => "Staging",
-        }
-    }
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -301,11 +311,12 @@ pub struct DynamoDbSpec {
     #[serde(default)]
     pub persistence: PersistenceSpec,
 
-    /// Tables created by the bootstrap Job (unique by name).
+    /// Deprecated: declare tables in spec.topology.tables, which has the same table type.
+    /// Tables listed here are read as spec.topology's (unique by name).
     #[serde(default)]
     #[schemars(length(max = 64))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
-    pub tables: Vec<TableSpec>,
+    pub tables: Vec<crate::dynamo::topology::Table>,
 
     /// Fixtures loaded after the tables exist: a ConfigMap with one `<table>.json` per table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -366,75 +377,6 @@ fn default_volume_size() -> String {
     "1Gi".to_string()
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum PersistenceMode {
-    InMemory,
-    Volume,
-}
-
-/// One table. New table features (indexes, TTL, streams) are added as optional fields.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(
-    validation = Rule::new("self.billingMode != 'Provisioned' || has(self.provisioned)")
-        .message("spec.dynamodb.tables[].provisioned is required when billingMode is Provisioned: set readCapacityUnits and writeCapacityUnits, or use PayPerRequest")
-        .field_path(".provisioned"),
-    validation = Rule::new("self.billingMode == 'Provisioned' || !has(self.provisioned)")
-        .message("spec.dynamodb.tables[].provisioned is only allowed when billingMode is Provisioned (PayPerRequest has no capacity): remove it, or set billingMode Provisioned")
-        .field_path(".provisioned"),
-    validation = Rule::new("!has(self.sortKey) || self.sortKey.name != self.partitionKey.name")
-        .message("spec.dynamodb.tables[].sortKey.name must differ from partitionKey.name: rename one of them")
-        .field_path(".sortKey.name"),
-)]
-pub struct TableSpec {
-    /// The DynamoDB table name.
-    #[schemars(length(min = 3, max = 255), regex(pattern = TABLE_NAME))]
-    pub name: String,
-    pub partition_key: KeyAttribute,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_key: Option<KeyAttribute>,
-    #[serde(default)]
-    pub billing_mode: BillingMode,
-    /// Throughput for billingMode Provisioned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provisioned: Option<ProvisionedThroughput>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyAttribute {
-    #[schemars(length(min = 1, max = 255))]
-    pub name: String,
-    #[serde(rename = "type")]
-    pub attribute_type: AttributeType,
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum AttributeType {
-    S,
-    N,
-    B,
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
-pub enum BillingMode {
-    #[default]
-    PayPerRequest,
-    Provisioned,
-}
-
-/// DynamoDB's default per-table capacity quota: the bound of both capacity units.
-pub const MAX_TABLE_CAPACITY_UNITS: i64 = 40_000;
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProvisionedThroughput {
-    #[schemars(range(min = 1, max = MAX_TABLE_CAPACITY_UNITS))]
-    pub read_capacity_units: i64,
-    #[schemars(range(min = 1, max = MAX_TABLE_CAPACITY_UNITS))]
-    pub write_capacity_units: i64,
-}
-
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SeedSpec {
@@ -486,13 +428,6 @@ pub struct KeysSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
-pub enum KeyProvider {
-    #[default]
-    Local,
-    Kms,
-}
-
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalKeysSpec {
@@ -502,13 +437,6 @@ pub struct LocalKeysSpec {
     pub source: KeySource,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed_secret_ref: Option<LocalObjectKeyRef>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
-pub enum KeySource {
-    #[default]
-    Generated,
-    Seeded,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

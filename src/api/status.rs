@@ -212,12 +212,8 @@ pub struct KeyVersionStatus {
     pub state: KeyVersionState,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum KeyVersionState {
-    Active,
-    DecryptOnly,
-    Destroyed,
-}
+/// A key version's state in status is the keyring's own.
+pub use crate::crypto::keyring::VersionState as KeyVersionState;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -13,7 +13,7 @@ fn env(spec: &str) -> ParityEnvironment {
 fn fields(spec: &str) -> Vec<String> {
     match validate(&env(spec)) {
         Ok(_) => Vec::new(),
-        Err(errors) => errors.into_iter().map(|e| e.field).collect(),
+        Err(errors) => errors.into_iter().map(|e| e.path).collect(),
     }
 }
 
@@ -35,7 +35,7 @@ fn long_names_are_rejected() {
     let mut e = env("  tier: Local\n");
     e.metadata.name = Some("a".repeat(41));
     let errs = validate(&e).unwrap_err();
-    assert_eq!(errs[0].field, "metadata.name");
+    assert_eq!(errs[0].path, "metadata.name");
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn expires_at_is_creation_plus_ttl() {
 fn mirror_source_must_be_staging() {
     let v = validate(&env("  tier: CI\n  mirror: {from: {name: stg}}\n")).unwrap();
     let err = check_mirror_source(&v, None).unwrap_err();
-    assert_eq!(err.field, "spec.mirror.from");
+    assert_eq!(err.path, "spec.mirror.from");
     let local = env("  tier: Local\n");
     assert!(check_mirror_source(&v, Some(&local)).is_err());
     let stg = env("  tier: Staging\n  parityLevel: 0\n  keys: {provider: Kms, kms: {keyId: k}}\n");
@@ -84,10 +84,10 @@ fn a_source_in_another_namespace_must_opt_in_and_absence_is_not_told_apart() {
         s
     };
     let missing = check_mirror_source(&v, None).unwrap_err();
-    assert_eq!(missing.field, "spec.mirror.from");
+    assert_eq!(missing.path, "spec.mirror.from");
     assert!(
         missing
-            .reason
+            .message
             .contains(ANNOTATION_MIRROR_ALLOWED_NAMESPACES),
         "{missing:?}"
     );
@@ -228,13 +228,8 @@ fn adopting_foreign_secrets_takes_the_exact_opt_in_annotation() {
     let with = |value: Option<&str>| {
         let mut e = env("  tier: Local\n");
         if let Some(v) = value {
-            e.metadata.annotations = Some(
-                [(
-                    crate::resources::ANNOTATION_ADOPT_EXISTING.to_string(),
-                    v.to_string(),
-                )]
-                .into(),
-            );
+            e.metadata.annotations =
+                Some([(super::ANNOTATION_ADOPT_EXISTING.to_string(), v.to_string())].into());
         }
         validate(&e).expect("valid").adopt_existing_secrets
     };

@@ -12,37 +12,7 @@ use super::spec::{
 use crate::duration::parse_duration;
 use crate::tier::{DynamoPlacement, TierProfile, profile};
 
-/// A reason a spec is invalid, naming the field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    /// JSON path of the field, e.g. `spec.keys.kms.keyId`.
-    pub field: String,
-    pub reason: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
-    }
-}
-
-/// Joins errors into one message for a condition or stderr.
-pub fn describe(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
+pub use crate::field_error::{FieldError, describe};
 
 /// A spec that passed [`validate`], with its tier defaults resolved. The builders take this,
 /// never the raw resource.
@@ -256,54 +226,13 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
         ));
     }
 
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, t) in spec.dynamodb.tables.iter().enumerate() {
-        if !seen.insert(t.name.as_str()) {
-            errors.push(FieldError::new(
-                format!("spec.dynamodb.tables[{i}].name"),
-                format!(
-                    "duplicate table name {:?}: table names must be unique",
-                    t.name
-                ),
-            ));
-        }
-        if t.billing_mode == super::spec::BillingMode::Provisioned && t.provisioned.is_none() {
-            errors.push(FieldError::new(
-                format!("spec.dynamodb.tables[{i}].provisioned"),
-                "is required when billingMode is Provisioned",
-            ));
-        }
-        if let Some(p) = &t.provisioned {
-            for (field, v) in [
-                ("readCapacityUnits", p.read_capacity_units),
-                ("writeCapacityUnits", p.write_capacity_units),
-            ] {
-                if !(1..=super::spec::MAX_TABLE_CAPACITY_UNITS).contains(&v) {
-                    errors.push(FieldError::new(
-                        format!("spec.dynamodb.tables[{i}].provisioned.{field}"),
-                        format!(
-                            "must be between 1 and {} (got {v})",
-                            super::spec::MAX_TABLE_CAPACITY_UNITS
-                        ),
-                    ));
-                }
-            }
-        }
-        if t.billing_mode == super::spec::BillingMode::PayPerRequest && t.provisioned.is_some() {
-            errors.push(FieldError::new(
-                format!("spec.dynamodb.tables[{i}].provisioned"),
-                "is only allowed when billingMode is Provisioned (PayPerRequest has no capacity): remove it, or set billingMode Provisioned",
-            ));
-        }
-        if t.sort_key
-            .as_ref()
-            .is_some_and(|s| s.name == t.partition_key.name)
-        {
-            errors.push(FieldError::new(
-                format!("spec.dynamodb.tables[{i}].sortKey.name"),
-                "must differ from partitionKey.name",
-            ));
-        }
+    if !spec.dynamodb.tables.is_empty() {
+        // The deprecated place for tables gets the same checks as spec.topology's.
+        let t = crate::dynamo::topology::Topology {
+            tables: spec.dynamodb.tables.clone(),
+            ..Default::default()
+        };
+        topology_errors(&t, "spec.dynamodb.", &mut errors);
     }
 
     if spec.dynamodb.seed.is_some() && p.dynamodb == DynamoPlacement::External {
@@ -357,14 +286,7 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
                 "and spec.dynamodb.tables both declare tables: keep one (spec.topology also holds indexes, TTL and streams)",
             ));
         }
-        if let Err(e) = t.validate() {
-            for f in e.errors() {
-                errors.push(FieldError::new(
-                    format!("spec.topology.{}", f.path),
-                    f.message,
-                ));
-            }
-        }
+        topology_errors(t, "spec.topology.", &mut errors);
     }
 
     if !errors.is_empty() {
@@ -391,9 +313,23 @@ pub fn validate(env: &ParityEnvironment) -> Result<ValidatedSpec, Vec<FieldError
             .metadata
             .annotations
             .as_ref()
-            .and_then(|a| a.get(crate::resources::ANNOTATION_ADOPT_EXISTING))
+            .and_then(|a| a.get(ANNOTATION_ADOPT_EXISTING))
             .is_some_and(|v| v == "true"),
     })
+}
+
+/// [`Topology::validate`](crate::dynamo::topology::Topology::validate)'s problems, at their
+/// path under `prefix`.
+fn topology_errors(
+    t: &crate::dynamo::topology::Topology,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Err(e) = t.validate() {
+        for f in e.errors() {
+            errors.push(FieldError::new(format!("{prefix}{}", f.path), f.message));
+        }
+    }
 }
 
 /// Checks the environment named by spec.mirror.from, once the caller has fetched it
@@ -435,6 +371,10 @@ pub fn check_mirror_source(
         Some(_) => Ok(()),
     }
 }
+
+/// On an environment: `"true"` lets it take over create-once Secrets (the keyring included)
+/// that parity-operator did not make for it.
+pub const ANNOTATION_ADOPT_EXISTING: &str = "parity.dev/adopt-existing-secrets";
 
 /// Annotation on a mirror source: the namespaces (comma-separated, or `*`) whose environments
 /// may mirror it. Its own namespace always may.
@@ -596,28 +536,12 @@ fn check_formats(spec: &ParityEnvironmentSpec, errors: &mut Vec<FieldError>) {
         ),
     ]
     .into_iter()
-    .chain(s.dynamodb.tables.iter().enumerate().map(|(i, t)| {
-        (
-            format!("spec.dynamodb.tables[{i}].name"),
-            Some(t.name.as_str()),
-            TABLE_NAME,
-            "a table name (letters, digits, _ . -)",
-        )
-    }))
     .collect();
     for (field, value, pattern, what) in checks {
         if let Some(v) = value
             && !matches(pattern, v)
         {
             errors.push(FieldError::new(field, format!("{v:?} is not {what}")));
-        }
-    }
-    for (i, t) in s.dynamodb.tables.iter().enumerate() {
-        if !(3..=255).contains(&t.name.len()) {
-            errors.push(FieldError::new(
-                format!("spec.dynamodb.tables[{i}].name"),
-                "must be 3-255 characters",
-            ));
         }
     }
 }

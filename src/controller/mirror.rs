@@ -361,18 +361,18 @@ spec:
     #[test]
     fn a_missing_or_wrong_source_and_bad_overrides_name_the_field() {
         let err = evaluate(&mirror(""), Source::Environment(None)).expect_err("missing");
-        assert_eq!(err.field, "spec.mirror.from");
+        assert_eq!(err.path, "spec.mirror.from");
         assert!(
-            err.reason.contains("team/staging not found"),
+            err.message.contains("team/staging not found"),
             "{}",
-            err.reason
+            err.message
         );
 
         let mut local_source = staging("customerId");
         local_source.spec.tier = crate::api::Tier::Local;
         let err = evaluate(&mirror(""), Source::Environment(Some(&local_source)))
             .expect_err("not staging");
-        assert_eq!(err.field, "spec.mirror.from");
+        assert_eq!(err.path, "spec.mirror.from");
 
         let long = mirror("").spec.mirror.map(|mut m| {
             m.overrides.table_name_prefix = Some("p".repeat(64));
@@ -385,8 +385,8 @@ spec:
             t.tables[0].name = "o".repeat(250);
         }
         let err = evaluate(&env, Source::Environment(Some(&src))).expect_err("too long");
-        assert_eq!(err.field, "spec.mirror.overrides");
-        assert!(err.reason.contains("tables[0].name"), "{}", err.reason);
+        assert_eq!(err.path, "spec.mirror.overrides");
+        assert!(err.message.contains("tables[0].name"), "{}", err.message);
     }
 
     fn from_config_map(key: Option<&str>) -> ValidatedSpec {
@@ -438,20 +438,21 @@ spec:
     fn a_missing_config_map_or_key_names_both() {
         let env = from_config_map(Some("prod.yaml"));
         let err = evaluate(&env, Source::ConfigMap(None)).expect_err("missing");
-        assert_eq!(err.field, "spec.mirror.configMapRef");
+        assert_eq!(err.path, "spec.mirror.configMapRef");
         assert!(
-            err.reason.contains("ConfigMap team/app-topology not found"),
+            err.message
+                .contains("ConfigMap team/app-topology not found"),
             "{}",
-            err.reason
+            err.message
         );
 
         let cm = config_map("topology.yaml", "tables: []");
         let err = evaluate(&env, Source::ConfigMap(Some(&cm))).expect_err("no key");
         assert!(
-            err.reason
+            err.message
                 .contains("has no key prod.yaml (its keys: topology.yaml)"),
             "{}",
-            err.reason
+            err.message
         );
     }
 
@@ -476,15 +477,15 @@ spec:
                 Source::ConfigMap(Some(&config_map("topology.yaml", text))),
             )
             .expect_err(text);
-            assert_eq!(err.field, "spec.mirror.configMapRef");
+            assert_eq!(err.path, "spec.mirror.configMapRef");
             assert!(
-                err.reason
+                err.message
                     .starts_with("ConfigMap team/app-topology key topology.yaml is not a topology"),
                 "{}",
-                err.reason
+                err.message
             );
-            assert!(err.reason.contains(want), "{want:?} in {}", err.reason);
-            assert!(!err.reason.contains("SECRET-VALUE"), "{}", err.reason);
+            assert!(err.message.contains(want), "{want:?} in {}", err.message);
+            assert!(!err.message.contains("SECRET-VALUE"), "{}", err.message);
         }
     }
 
@@ -492,7 +493,7 @@ spec:
     fn outside_the_cluster_the_topology_file_stands_in_for_the_config_map() {
         let env = from_config_map(None);
         let err = evaluate(&env, Source::File(None)).expect_err("no file");
-        assert!(err.reason.contains("topology file"), "{}", err.reason);
+        assert!(err.message.contains("topology file"), "{}", err.message);
         let t: Topology =
             serde_yaml::from_str("tables: [{name: orders, partitionKey: {name: pk, type: S}}]")
                 .expect("topology");

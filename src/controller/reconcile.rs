@@ -149,7 +149,7 @@ async fn reconcile_inner(env: &ParityEnvironment, ctx: &Context) -> Result<Actio
         Err(e) => {
             let conds = conditions::failed(
                 "MirrorUnavailable",
-                format!("{}: {}", e.field, e.reason),
+                format!("{}: {}", e.path, e.message),
                 Some(ConditionType::InSync),
                 env.meta().generation,
             );

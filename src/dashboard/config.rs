@@ -117,24 +117,8 @@ pub struct DashboardArgs {
     pub ws_max_message_bytes: usize,
 }
 
-/// Where the dashboard's AWS credentials come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum CredentialSource {
-    /// The access key pair of the flags and environment (emulators accept any).
-    Static,
-    /// The AWS SDK's default chain: environment, web identity (IRSA), EKS pod identity,
-    /// profile, instance metadata.
-    DefaultChain,
-}
-
-impl CredentialSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialSource::Static => "static",
-            CredentialSource::DefaultChain => "default-chain",
-        }
-    }
-}
+/// Where the dashboard's AWS credentials come from: the tier table decides it.
+pub use crate::tier::CredentialSource;
 
 /// Why a configuration is refused. Names the flag and the reason.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

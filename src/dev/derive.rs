@@ -55,7 +55,7 @@ impl Layout {
 
     pub fn keyring_file(&self, env: &str) -> PathBuf {
         self.secret_dir(env, &names::keyring(env))
-            .join(crate::resources::KEYRING_KEY)
+            .join(crate::crypto::keyring::KEYRING_SECRET_KEY)
     }
 }
 

@@ -13,7 +13,6 @@ pub mod diff_cmd;
 pub mod drift;
 pub mod live;
 pub mod mirror;
-pub mod operator_doc;
 pub mod plan;
 pub mod rewrap;
 pub mod seed;

@@ -15,7 +15,7 @@ use kube::core::{ListMerge, Rule};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::formats::{KMS_ALIAS, SECRET_NAME, TABLE_NAME};
+use crate::formats::{KMS_ALIAS, SECRET_NAME, TABLE_NAME};
 
 /// Bounds shared by the schema attributes and [`Topology::validate`] (input that bypasses the
 /// API server, e.g. a file given to `parity bootstrap`, gets the same limits).
@@ -208,34 +208,34 @@ fn one_type_per_key_attribute(part: KeyTypes) -> String {
 }
 
 /// The message of the three [`KeyTypes`] rules.
-const KEY_TYPES_MESSAGE: &str = "spec.topology.tables[]: a key attribute is declared with two types: an attribute has one type in all key schemas of the table and its indexes";
+const KEY_TYPES_MESSAGE: &str = "a key attribute is declared with two types: an attribute has one type in all key schemas of the table and its indexes";
 
 /// One DynamoDB table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
     validation = Rule::new("!has(self.sortKey) || self.sortKey.name != self.partitionKey.name")
-        .message("spec.topology.tables[].sortKey.name must differ from the partition key: rename one of them")
+        .message("sortKey.name must differ from the partition key: rename one of them")
         .field_path(".sortKey.name"),
     validation = Rule::new("has(self.billingMode) && self.billingMode == 'PROVISIONED' ? has(self.provisionedThroughput) : !has(self.provisionedThroughput)")
-        .message("spec.topology.tables[].provisionedThroughput is required when billingMode is PROVISIONED and only allowed then: set or remove it, or change billingMode")
+        .message("provisionedThroughput is required when billingMode is PROVISIONED and only allowed then: set or remove it, or change billingMode")
         .field_path(".provisionedThroughput"),
     validation = Rule::new("!has(self.globalSecondaryIndexes) || self.globalSecondaryIndexes.all(g, has(g.provisionedThroughput) == (has(self.billingMode) && self.billingMode == 'PROVISIONED'))")
-        .message("spec.topology.tables[].globalSecondaryIndexes[].provisionedThroughput is required when the table's billingMode is PROVISIONED and only allowed then")
+        .message("globalSecondaryIndexes[].provisionedThroughput is required when the table's billingMode is PROVISIONED and only allowed then")
         .field_path(".globalSecondaryIndexes"),
     validation = Rule::new("!has(self.localSecondaryIndexes) || size(self.localSecondaryIndexes) == 0 || has(self.sortKey)")
-        .message("spec.topology.tables[].localSecondaryIndexes need a table with a sortKey: add sortKey or use a global index")
+        .message("localSecondaryIndexes need a table with a sortKey: add sortKey or use a global index")
         .field_path(".localSecondaryIndexes"),
     validation = Rule::new("!has(self.localSecondaryIndexes) || self.localSecondaryIndexes.all(l, l.sortKey.name != self.partitionKey.name)")
-        .message("spec.topology.tables[].localSecondaryIndexes[].sortKey.name must differ from the table's partition key")
+        .message("localSecondaryIndexes[].sortKey.name must differ from the table's partition key")
         .field_path(".localSecondaryIndexes"),
     validation = Rule::new("(has(self.globalSecondaryIndexes) ? self.globalSecondaryIndexes.map(g, g.name) : []).all(n, !has(self.localSecondaryIndexes) || !self.localSecondaryIndexes.exists(l, l.name == n))")
-        .message("spec.topology.tables[]: duplicate index name: global and local index names of a table must be unique"),
+        .message("duplicate index name: global and local index names of a table must be unique"),
     validation = Rule::new(one_type_per_key_attribute(KeyTypes::AgainstTable)).message(KEY_TYPES_MESSAGE),
     validation = Rule::new(one_type_per_key_attribute(KeyTypes::GlobalPartitionKeys)).message(KEY_TYPES_MESSAGE),
     validation = Rule::new(one_type_per_key_attribute(KeyTypes::GlobalSortKeys)).message(KEY_TYPES_MESSAGE),
     validation = Rule::new("(has(self.globalSecondaryIndexes) ? self.globalSecondaryIndexes.map(g, has(g.projection) && has(g.projection.nonKeyAttributes) ? size(g.projection.nonKeyAttributes) : 0).sum() : 0) + (has(self.localSecondaryIndexes) ? self.localSecondaryIndexes.map(l, has(l.projection) && has(l.projection.nonKeyAttributes) ? size(l.projection.nonKeyAttributes) : 0).sum() : 0) <= 100")
-        .message("spec.topology.tables[]: at most 100 projected nonKeyAttributes across all indexes of a table (DynamoDB's limit)"),
+        .message("at most 100 projected nonKeyAttributes across all indexes of a table (DynamoDB's limit)"),
 )]
 pub struct Table {
     #[schemars(length(min = 3, max = 255), regex(pattern = TABLE_NAME))]
@@ -296,7 +296,7 @@ pub struct Throughput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
     validation = Rule::new("!has(self.sortKey) || self.sortKey.name != self.partitionKey.name")
-        .message("spec.topology.tables[].globalSecondaryIndexes[].sortKey.name must differ from the index's partition key")
+        .message("sortKey.name must differ from the index's partition key")
         .field_path(".sortKey.name"),
 )]
 pub struct GlobalSecondaryIndex {
@@ -340,26 +340,14 @@ pub struct Projection {
     pub non_key_attributes: Vec<String>,
 }
 
-/// One problem in a topology, at a field path such as
-/// `tables[2].globalSecondaryIndexes[0].partitionKey.type`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
+pub use crate::field_error::FieldError;
 
 /// Why a topology document was rejected: a parse error or every validation problem found.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TopologyError {
     #[error("{0}")]
     Parse(FieldError),
-    #[error("invalid topology: {}", join_errors(.0))]
+    #[error("invalid topology: {}", crate::field_error::describe(.0))]
     Invalid(Vec<FieldError>),
 }
 
@@ -371,14 +359,6 @@ impl TopologyError {
             TopologyError::Invalid(v) => v.clone(),
         }
     }
-}
-
-fn join_errors(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Validation stops collecting after this many problems so a huge bad document cannot make
@@ -399,9 +379,8 @@ impl Topology {
         Ok(topology)
     }
 
-    /// Parses a document that is a plain topology, a ParityEnvironment (anything with
-    /// `kind: ParityEnvironment`), whose `spec.topology` is taken, or the operator's
-    /// `<env>-topology` ConfigMap document (see `operator_doc`).
+    /// Parses a document that is a plain topology or a ParityEnvironment (anything with
+    /// `kind: ParityEnvironment`), whose `spec.topology` is taken.
     pub fn from_document_str(text: &str) -> Result<Topology, TopologyError> {
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
             TopologyError::Parse(FieldError {
@@ -413,9 +392,6 @@ impl Topology {
             .get("kind")
             .and_then(serde_yaml::Value::as_str)
             .is_some_and(|k| k == "ParityEnvironment");
-        if super::operator_doc::is_operator_document(&value) {
-            return super::operator_doc::from_operator_document(&value);
-        }
         if !is_env {
             return Topology::from_yaml_str(text);
         }

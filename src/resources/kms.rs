@@ -14,10 +14,11 @@ use super::workload::{
     readiness, service, topology_volume,
 };
 use super::{
-    ALIASES_FILE, BuildContext, KEYRING_DIR, KEYRING_KEY, KMS_ACCESS_KEY_ID_KEY,
-    KMS_CREDENTIALS_DIR, KMS_NODE_PORT, KMS_PORT, KMS_SECRET_ACCESS_KEY_KEY, TOPOLOGY_DIR,
+    ALIASES_FILE, BuildContext, KEYRING_DIR, KMS_ACCESS_KEY_ID_KEY, KMS_CREDENTIALS_DIR,
+    KMS_NODE_PORT, KMS_PORT, KMS_SECRET_ACCESS_KEY_KEY, TOPOLOGY_DIR,
 };
 use crate::api::ValidatedSpec;
+use crate::crypto::keyring::KEYRING_SECRET_KEY;
 use crate::tier::TierProfile;
 
 /// A read-only Secret volume, group-readable: the pod's fsGroup owns the files and the user
@@ -68,7 +69,7 @@ pub fn kms_deployment(
     let mut args = vec![
         "kms".to_string(),
         format!("--listen=0.0.0.0:{KMS_PORT}"),
-        format!("--keyring={KEYRING_DIR}/{KEYRING_KEY}"),
+        format!("--keyring={KEYRING_DIR}/{KEYRING_SECRET_KEY}"),
         format!("--aliases-file={TOPOLOGY_DIR}/{ALIASES_FILE}"),
         format!("--secret-access-key-file={KMS_CREDENTIALS_DIR}/{KMS_SECRET_ACCESS_KEY_KEY}"),
         format!("--region={}", region(env)),
@@ -93,7 +94,7 @@ pub fn kms_deployment(
     container.readiness_probe = Some(readiness(http_probe("/healthz")));
     container.liveness_probe = Some(liveness(http_probe("/healthz")));
     let (topology, topology_mount) = topology_volume(env);
-    let keyring = secret_volume("keyring", names::keyring(&env.name), &[KEYRING_KEY]);
+    let keyring = secret_volume("keyring", names::keyring(&env.name), &[KEYRING_SECRET_KEY]);
     let credentials = secret_volume(
         "kms-credentials",
         names::kms_credentials(&env.name),

@@ -24,9 +24,7 @@ pub const ANNOTATION_ENVIRONMENT_UID: &str = "parity.dev/environment-uid";
 /// Set on a keyring kept by deletionPolicy Retain when its environment was deleted: the next
 /// environment of the same name adopts it.
 pub const ANNOTATION_RETAINED: &str = "parity.dev/retained";
-/// On an environment: `"true"` lets it take over create-once Secrets (the keyring included)
-/// that parity-operator did not make for it.
-pub const ANNOTATION_ADOPT_EXISTING: &str = "parity.dev/adopt-existing-secrets";
+pub use crate::api::ANNOTATION_ADOPT_EXISTING;
 /// On an environment: the key id of a keyring that was lost, to accept a new root in its place.
 pub const ANNOTATION_REPLACE_LOST_KEYRING: &str = "parity.dev/replace-lost-keyring";
 /// spec.keys.deletionPolicy copied onto the keyring Secret (Retain | Delete).

@@ -68,8 +68,6 @@ pub const ENVIRONMENT_FILE: &str = "environment.yaml";
 pub const ALIASES_FILE: &str = "aliases";
 /// Where the keyring Secret is mounted in the kms pod (and nowhere else).
 pub const KEYRING_DIR: &str = "/etc/parity/keyring";
-/// The keyring Secret's data key `parity kms --keyring` reads.
-pub const KEYRING_KEY: &str = "keyring.json";
 /// Where the kms credentials Secret is mounted in the kms pod.
 pub const KMS_CREDENTIALS_DIR: &str = "/etc/parity/kms-credentials";
 /// Data keys of the `<env>-kms-credentials` Secret: the access key pair requests to

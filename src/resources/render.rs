@@ -151,8 +151,8 @@ pub fn validated_environments(
                 };
                 let m = crate::controller::mirror::evaluate(&valid, from).map_err(|e| {
                     vec![crate::api::FieldError::new(
-                        e.field,
-                        format!("{} (give the source with --mirror-source FILE)", e.reason),
+                        e.path,
+                        format!("{} (give the source with --mirror-source FILE)", e.message),
                     )]
                 })?;
                 valid.mirrored = m.resolved;

@@ -790,7 +790,7 @@ fn a_bad_egress_network_or_trusted_proxy_is_refused_naming_the_field() {
     let errs = validate(&env).unwrap_err();
     let text: String = errs
         .iter()
-        .map(|e| format!("{}: {}\n", e.field, e.reason))
+        .map(|e| format!("{}: {}\n", e.path, e.message))
         .collect();
     assert!(
         text.contains("spec.dynamodb.external.egressCidrs[0]") && text.contains("10.0.0.0/33"),

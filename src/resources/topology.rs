@@ -12,12 +12,12 @@ use super::{
     SECRETS_API_PORT, TOPOLOGY_FILE, plan, service_url,
 };
 use crate::api::{
-    Endpoints, InfisicalSpec, KeyProvider, LocalObjectKeyRef, ParityEnvironmentSpec,
-    SecretsProvider, Tier, ValidatedSpec,
+    Endpoints, InfisicalSpec, KeyProvider, LocalObjectKeyRef, SecretsProvider, Tier, ValidatedSpec,
 };
-use crate::dynamo::operator_doc::table_from_spec;
 use crate::dynamo::topology::StreamViewType;
 use crate::tier::TierProfile;
+
+pub use crate::api::declared_topology;
 
 /// The region DynamoDB Local and the local key service answer for.
 pub const LOCAL_REGION: &str = "us-east-1";
@@ -81,23 +81,6 @@ pub struct TopologyEndpoints {
 /// The key alias of an environment's root key.
 pub fn root_key_alias(env: &str) -> String {
     format!("alias/parity/{env}")
-}
-
-/// What an environment itself declares about its data tier: spec.topology, or
-/// spec.dynamodb.tables (no streams: those follow the parity level), or nothing.
-pub fn declared_topology(spec: &ParityEnvironmentSpec) -> Option<Topology> {
-    if let Some(t) = &spec.topology {
-        return Some(t.clone());
-    }
-    (!spec.dynamodb.tables.is_empty()).then(|| Topology {
-        tables: spec
-            .dynamodb
-            .tables
-            .iter()
-            .map(|t| table_from_spec(t, false))
-            .collect(),
-        ..Topology::default()
-    })
 }
 
 /// The topology the environment runs: its own declaration, else (mirroring) its source's

@@ -1,6 +1,6 @@
 //! The formats of the strings a spec uses to name things: one constant per format, used both
 //! by the CRD schema (`#[schemars(regex(pattern = ...))]`, so the API server refuses a bad
-//! value at admission) and by [`super::validate`] (so `parity render` and the operator refuse
+//! value at admission) and by `api::validate` (so `parity render` and the operator refuse
 //! the same values without an API server). Patterns stay within what RE2 (the API server) and
 //! the `regex` crate read alike.
 
