@@ -14,7 +14,7 @@ use rand_chacha::ChaCha20Rng;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::schema::{ByteEncoding, Generator, MAX_ATTEMPTS, SecretSpec, ValueError};
+use super::spec::{ByteEncoding, Generator, MAX_ATTEMPTS, SecretSpec, ValueError};
 
 /// Domain separation for seeded derivation; bump the version to change every seeded value.
 const SEED_SALT: &[u8] = b"parity-operator/secrets/v1";

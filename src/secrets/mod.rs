@@ -10,6 +10,7 @@ pub mod infisical;
 pub mod provider;
 pub mod rollout;
 pub mod schema;
+pub mod spec;
 pub mod store;
 
 pub use api::SecretsApiArgs;
