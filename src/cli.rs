@@ -1,4 +1,6 @@
-//! The `parity` subcommands.
+//! The `parity` command line: every subcommand and the exit code of its result. Each
+//! subcommand's arguments and entry point live in src/cmd/ or, for the long-running
+//! workloads, next to the code they configure.
 
 use std::process::ExitCode;
 
@@ -37,13 +39,13 @@ pub enum Command {
     /// Print the version.
     Version,
     /// Print the ParityEnvironment CRD (or the operator's RBAC rules) as YAML.
-    Crd(crate::api::CrdArgs),
+    Crd(crate::cmd::crd::CrdArgs),
     /// Print every object the operator would create for a ParityEnvironment file.
-    Render(crate::resources::RenderArgs),
+    Render(crate::cmd::render::RenderArgs),
     /// Run the operator: reconcile ParityEnvironments.
     Operator(Box<crate::controller::OperatorArgs>),
     /// Show an environment, its objects and conditions as a tree, and why it is not Ready.
-    Status(crate::controller::trace::StatusArgs),
+    Status(crate::cmd::status::StatusArgs),
     /// Serve the AWS KMS API (TrentService) over keyring files.
     Kms(Box<crate::kms::KmsArgs>),
     /// Serve Infisical's secrets read API from a Secret (mounted directory or JSON file).
@@ -51,21 +53,21 @@ pub enum Command {
     /// Wait for DynamoDB, create/update the declared tables, load seed fixtures.
     Bootstrap(crate::dynamo::bootstrap::BootstrapArgs),
     /// Compare a topology with a reference file or live endpoint (exit 1 on drift).
-    Diff(crate::dynamo::diff_cmd::DiffArgs),
+    Diff(crate::cmd::diff::DiffArgs),
     /// Read live tables into a topology YAML on stdout.
-    Capture(crate::dynamo::capture::CaptureArgs),
+    Capture(crate::cmd::capture::CaptureArgs),
     /// Re-wrap the data keys of a table's encrypted attributes to the key's active version.
     Rewrap(crate::dynamo::rewrap::RewrapArgs),
     /// Serve the dashboard: tables, items, envelope metadata (decrypted in Local), live feed.
     Dashboard(Box<crate::dashboard::DashboardArgs>),
     /// Check that a TCP connection to a URL's host and port opens (exit 0) or not (exit 1).
-    Probe(crate::probe::ProbeArgs),
+    Probe(crate::cmd::probe::ProbeArgs),
     /// Run an environment as local processes (process mode: no Docker, no cluster) and
     /// connect an app to it (`.parity/<env>/.env`, or `parity dev -f env.yaml -- CMD`).
     Dev(Box<crate::dev::DevArgs>),
     /// Print how an app connects to an environment in a cluster (its `<env>-connection`
     /// Secret) as dotenv, JSON or shell exports.
-    Env(crate::controller::connection::EnvArgs),
+    Env(crate::cmd::env::EnvArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completion {
         #[arg(value_enum)]
@@ -100,13 +102,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             println!("parity {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Crd(args) => exit(crate::api::run(args).await),
-        Command::Render(args) if args.format == crate::resources::RenderFormat::Compose => {
-            exit(crate::dev::compose::run(args))
-        }
-        Command::Render(args) => exit(crate::resources::run(args).await),
+        Command::Crd(args) => exit(crate::cmd::crd::run(args).await),
+        Command::Render(args) => exit(crate::cmd::render::run(args).await),
         Command::Operator(args) => exit(crate::controller::run(*args).await),
-        Command::Status(args) => match crate::controller::trace::run(args).await {
+        Command::Status(args) => match crate::cmd::status::run(args).await {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -122,11 +121,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             other => exit(other),
         },
-        Command::Capture(args) => exit(crate::dynamo::capture::run(args).await),
+        Command::Capture(args) => exit(crate::cmd::capture::run(args).await),
         Command::Rewrap(args) => exit(crate::dynamo::rewrap::run(args).await),
         Command::Dashboard(args) => exit(crate::dashboard::run(*args).await),
-        Command::Probe(args) => crate::probe::run(args).await,
-        Command::Env(args) => exit(crate::controller::connection::run(args).await),
+        Command::Probe(args) => crate::cmd::probe::run(args).await,
+        Command::Env(args) => exit(crate::cmd::env::run(args).await),
         // dev: the app's exit code after `--`; 3 from `dev status` when nothing runs.
         Command::Dev(args) => match crate::dev::run(*args).await {
             Ok(code) => code,
@@ -136,7 +135,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
         // diff: 0 equal, 1 different, 2 error (CI gates tell drift from a broken run).
-        Command::Diff(args) => match crate::dynamo::diff_cmd::run(args).await {
+        Command::Diff(args) => match crate::cmd::diff::run(args).await {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e:#}");

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cidr;
 pub mod cli;
+pub mod cmd;
 pub mod connection;
 pub mod controller;
 pub mod crypto;
@@ -14,7 +15,7 @@ pub mod dynamo;
 pub mod field_error;
 pub mod formats;
 pub mod kms;
-pub mod probe;
+pub mod manifest;
 pub mod resources;
 pub mod secrets;
 pub mod signal;

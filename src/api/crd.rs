@@ -1,18 +1,9 @@
-//! `parity crd`: the CustomResourceDefinition as YAML, the single source of
+//! The CustomResourceDefinition as YAML (`parity crd`, src/cmd/crd.rs), the single source of
 //! crds/parity.dev_parityenvironments.yaml and of the chart's copy.
 
 use kube::CustomResourceExt;
 
 use super::ParityEnvironment;
-
-/// Print the ParityEnvironment CustomResourceDefinition as YAML.
-#[derive(Debug, clap::Args)]
-pub struct CrdArgs {
-    /// Print the operator's RBAC rules instead (the chart's files/rbac-rules.yaml): `operator`
-    /// (ClusterRole, or a Role per watched namespace) and `leaderElection` (release namespace).
-    #[arg(long)]
-    pub rbac_rules: bool,
-}
 
 /// The CRD as YAML, with a header saying how it is made.
 pub fn crd_yaml() -> anyhow::Result<String> {
@@ -49,13 +40,4 @@ fn quote_yaml11_words(yaml: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-pub async fn run(args: CrdArgs) -> anyhow::Result<()> {
-    if args.rbac_rules {
-        print!("{}", crate::resources::rbac::operator_rules_yaml()?);
-    } else {
-        print!("{}", crd_yaml()?);
-    }
-    Ok(())
 }

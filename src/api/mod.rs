@@ -1,5 +1,5 @@
 //! The `ParityEnvironment` custom resource (`parity.dev/v1alpha1`): spec, status, CEL rules,
-//! defaults, the pure `validate`, and `parity crd`.
+//! defaults, the pure `validate`, and the CRD document.
 
 mod crd;
 mod spec;
@@ -9,7 +9,7 @@ mod validate;
 /// The string formats, shared with the topology (a leaf module: `crate::formats`).
 pub use crate::formats;
 
-pub use crd::{CrdArgs, crd_yaml, run};
+pub use crd::crd_yaml;
 pub use spec::*;
 pub use status::*;
 pub use validate::{

@@ -2,9 +2,9 @@
 //! DescribeContinuousBackups where the endpoint supports them) and prints a topology YAML,
 //! the way a team onboards an existing staging account.
 
-use super::connect::{AwsArgs, WaitPolicy, client, error_chain, wait_ready};
-use super::live::capture;
-use super::topology::limits;
+use crate::dynamo::connect::{AwsArgs, WaitPolicy, client, error_chain, wait_ready};
+use crate::dynamo::live::capture;
+use crate::dynamo::topology::limits;
 
 #[derive(Debug, clap::Args)]
 pub struct CaptureArgs {

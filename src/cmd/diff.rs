@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::connect::{AwsArgs, client};
-use super::drift::{Drift, diff};
-use super::live::describe;
-use super::mirror::{Overrides, resolve};
-use super::topology::{BillingMode, Topology};
+use crate::dynamo::connect::AwsArgs;
+use crate::dynamo::drift::{Drift, diff};
+use crate::dynamo::live::live_topology;
+use crate::dynamo::mirror::{Overrides, resolve};
+use crate::dynamo::topology::{BillingMode, Topology};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -55,45 +55,6 @@ fn load(path: &Path) -> anyhow::Result<Topology> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Topology::from_document_str(&text).with_context(|| format!("{}", path.display()))
-}
-
-/// The live counterpart of `declared`: the same tables read from the endpoint. What
-/// DynamoDB cannot show (aliases, secret names; TTL or backups on emulators without those
-/// APIs) is taken from `declared` so it does not show up as drift.
-pub async fn live_topology(
-    endpoint: &str,
-    aws: &AwsArgs,
-    declared: &Topology,
-    all_tables: bool,
-) -> anyhow::Result<Topology> {
-    let ddb = client(endpoint, aws, 3);
-    let mut actual = Topology {
-        tables: Vec::new(),
-        kms_key_aliases: declared.kms_key_aliases.clone(),
-        secret_names: declared.secret_names.clone(),
-    };
-    let mut names: Vec<String> = declared.tables.iter().map(|t| t.name.clone()).collect();
-    if all_tables {
-        for n in super::live::list_tables(&ddb).await? {
-            if !names.contains(&n) {
-                names.push(n);
-            }
-        }
-    }
-    for name in names {
-        if let Some(mut live) = describe(&ddb, &name).await? {
-            if let Some(want) = declared.table(&name) {
-                if !live.ttl_known {
-                    live.table.ttl_attribute = want.ttl_attribute.clone();
-                }
-                if !live.pitr_known {
-                    live.table.point_in_time_recovery = want.point_in_time_recovery;
-                }
-            }
-            actual.tables.push(live.table);
-        }
-    }
-    Ok(actual)
 }
 
 /// Renders drifts as aligned columns.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::api::{DriftEntry, MAX_DRIFT_ENTRIES};
 use crate::dynamo::connect::AwsArgs;
-use crate::dynamo::diff_cmd::live_topology;
 use crate::dynamo::drift::{Drift, TRUNCATED_PATH, diff};
+use crate::dynamo::live::live_topology;
 use crate::dynamo::topology::Topology;
 
 use super::mirror::SyncState;

@@ -16,7 +16,6 @@ mod reconcile;
 mod secrets;
 pub mod seed_secret;
 pub mod stores;
-pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

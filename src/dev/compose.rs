@@ -371,18 +371,27 @@ pub fn relative_to(layout: &Layout, base: &Path) -> Layout {
 /// `parity render --format compose`: validates the environment as `parity dev` does, writes
 /// the keys, credentials, topology, secrets and env files under --state-dir (created once,
 /// reused), and prints the Compose file with paths relative to the current directory.
-pub fn run(args: crate::resources::RenderArgs) -> anyhow::Result<()> {
+pub struct ComposeRequest<'a> {
+    /// The manifest (a file: the secrets schema is found next to it).
+    pub file: &'a Path,
+    pub namespace: &'a str,
+    pub image: &'a str,
+    pub mirror_source: Option<&'a Path>,
+    /// Where the keys, credentials and secrets go (one directory per environment).
+    pub state_dir: &'a Path,
+    /// Seed fixtures, standing in for spec.dynamodb.seed's ConfigMap.
+    pub seeds: Option<&'a Path>,
+    pub secrets_schema: Option<&'a Path>,
+    pub seed_file: Option<&'a Path>,
+}
+
+pub fn run(args: ComposeRequest<'_>) -> anyhow::Result<()> {
     if args.file.as_os_str() == "-" {
         anyhow::bail!("--format compose needs -f FILE (the secrets schema is found next to it)");
     }
-    let (mut env, manifest) = super::load(
-        &args.file,
-        None,
-        &args.namespace,
-        args.mirror_source.as_deref(),
-    )?;
+    let (mut env, manifest) = super::load(args.file, None, args.namespace, args.mirror_source)?;
     let cwd = std::env::current_dir().context("current directory")?;
-    let seeds = match &args.seeds {
+    let seeds = match args.seeds {
         Some(d) if !d.is_dir() => anyhow::bail!("--seeds {}: not a directory", d.display()),
         Some(d) => Some(std::path::absolute(d)?),
         None => None,
@@ -396,20 +405,20 @@ pub fn run(args: crate::resources::RenderArgs) -> anyhow::Result<()> {
         );
     }
     let layout = Layout {
-        dir: std::path::absolute(&args.state_dir)?.join(&env.name),
+        dir: std::path::absolute(args.state_dir)?.join(&env.name),
         seeds,
     };
     files::private_dir(&layout.dir)?;
-    let ctx = BuildContext::new(&args.image);
+    let ctx = BuildContext::new(args.image);
     // The topology and derived secrets name the services as Compose resolves them.
     let pods = pods(&env, &ctx);
     let urls = url_map(&env, &ctx, &pods);
     // stdout is the Compose file: notes go to stderr.
     let inputs = super::FileInputs {
-        seed_file: args.seed_file.as_deref(),
-        secrets_schema: args.secrets_schema.as_deref(),
+        seed_file: args.seed_file,
+        secrets_schema: args.secrets_schema,
     };
-    super::prepare_files(inputs, &env, &args.file, &manifest, &layout, &urls, |m| {
+    super::prepare_files(inputs, &env, args.file, &manifest, &layout, &urls, |m| {
         eprintln!("{m}")
     })?;
     // Paths relative to the current directory: the env files are read from here too.

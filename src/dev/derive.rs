@@ -297,12 +297,11 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(root.join(file)).expect("example");
         let sources = if mirror {
-            crate::resources::mirror_sources(&root.join("examples/topology.yaml"))
-                .expect("topology")
+            crate::manifest::mirror_sources(&root.join("examples/topology.yaml")).expect("topology")
         } else {
-            crate::resources::MirrorSources::default()
+            crate::manifest::MirrorSources::default()
         };
-        let mut v = crate::resources::validated_environments(&text, file, "default", &sources)
+        let mut v = crate::manifest::validated_environments(&text, file, "default", &sources)
             .expect("valid example")
             .remove(0);
         v.spec.dynamodb.seed = Some(SeedSpec {

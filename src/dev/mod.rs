@@ -139,10 +139,10 @@ pub(crate) fn load(
 ) -> anyhow::Result<(ValidatedSpec, String)> {
     let text = std::fs::read_to_string(file).with_context(|| format!("-f {}", file.display()))?;
     let sources = match mirror {
-        Some(p) => crate::resources::mirror_sources(p)?,
-        None => crate::resources::MirrorSources::default(),
+        Some(p) => crate::manifest::mirror_sources(p)?,
+        None => crate::manifest::MirrorSources::default(),
     };
-    let envs = crate::resources::validated_environments(
+    let envs = crate::manifest::validated_environments(
         &text,
         &file.display().to_string(),
         namespace,

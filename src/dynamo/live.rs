@@ -146,6 +146,45 @@ pub async fn capture(client: &Client, names: &[String]) -> anyhow::Result<Topolo
     Ok(topology)
 }
 
+/// The live counterpart of `declared`: the same tables read from the endpoint. What
+/// DynamoDB cannot show (aliases, secret names; TTL or backups on emulators without those
+/// APIs) is taken from `declared` so it does not show up as drift.
+pub async fn live_topology(
+    endpoint: &str,
+    aws: &super::connect::AwsArgs,
+    declared: &Topology,
+    all_tables: bool,
+) -> anyhow::Result<Topology> {
+    let ddb = super::connect::client(endpoint, aws, 3);
+    let mut actual = Topology {
+        tables: Vec::new(),
+        kms_key_aliases: declared.kms_key_aliases.clone(),
+        secret_names: declared.secret_names.clone(),
+    };
+    let mut names: Vec<String> = declared.tables.iter().map(|t| t.name.clone()).collect();
+    if all_tables {
+        for n in list_tables(&ddb).await? {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    for name in names {
+        if let Some(mut live) = describe(&ddb, &name).await? {
+            if let Some(want) = declared.table(&name) {
+                if !live.ttl_known {
+                    live.table.ttl_attribute = want.ttl_attribute.clone();
+                }
+                if !live.pitr_known {
+                    live.table.point_in_time_recovery = want.point_in_time_recovery;
+                }
+            }
+            actual.tables.push(live.table);
+        }
+    }
+    Ok(actual)
+}
+
 /// Polls DescribeTable until the table and all its indexes are ACTIVE (after a create or an
 /// index change), or it is gone when `gone` is set (after a delete).
 pub async fn wait_table(

@@ -1,15 +1,13 @@
 //! DynamoDB parity: the typed topology of an environment's data tier, mirroring it from
 //! staging, drift between two topologies (or a topology and live tables), and the commands
-//! that act on an endpoint: `parity bootstrap` (tables + seeds), `parity capture`,
-//! `parity diff`. Pure modules (topology, mirror, drift, plan, seed::fixture, seed::item)
+//! that act on an endpoint: `parity bootstrap` (tables + seeds), and what `parity capture`
+//! and `parity diff` (src/cmd/) read live. Pure modules (topology, mirror, drift, plan, seed::fixture, seed::item)
 //! decide; the rest talks to DynamoDB. See docs/dynamo.md.
 
 pub mod apply;
 pub mod backoff;
 pub mod bootstrap;
-pub mod capture;
 pub mod connect;
-pub mod diff_cmd;
 pub mod drift;
 pub mod live;
 pub mod mirror;

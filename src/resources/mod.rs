@@ -12,7 +12,6 @@ mod meta;
 mod network_policy;
 mod object;
 pub mod rbac;
-mod render;
 mod secrets_api;
 mod security;
 mod service_account;
@@ -30,10 +29,6 @@ pub use kms::{kms_deployment, kms_service};
 pub use meta::*;
 pub use network_policy::{dashboard_egress_policy, has_ingress_policy, ingress_policy};
 pub use object::{OWNED_KINDS, Object, owned_api_resource};
-pub use render::{
-    MirrorSources, RENDER_PLACEHOLDER_UID, RenderArgs, RenderFormat, mirror_sources, render_yaml,
-    run, validated_environments,
-};
 pub use secrets_api::{
     SECRETS_API_CLIENT_ID_KEY, SECRETS_API_CLIENT_SECRET_KEY, SECRETS_DIR, secrets_api_args,
     secrets_api_client_id, secrets_api_credentials_secret, secrets_api_credentials_secret_with,
