@@ -131,7 +131,7 @@ string_enum! {
 
 /// The data tier of one environment. The CEL rules here and on [`Table`],
 /// [`GlobalSecondaryIndex`] and [`Projection`] are [`Topology::validate`]'s checks again, for
-/// the API server (`spec.topology`); both run on the cases of src/api/admission_cases.yaml.
+/// the API server (`spec.topology`); both run on the cases of tests/fixtures/admission_cases.yaml.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Topology {
