@@ -1,0 +1,1 @@
+//! In-process reconcile tests (placeholder).
