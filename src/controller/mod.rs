@@ -1,6 +1,7 @@
-//! The reconciler: fetch -> validate -> build -> apply (server-side, one field manager) -> status.
-//! `parity operator` runs it: leader election, watches of everything environments own,
-//! /healthz, /readyz (caches synced) and /metrics.
+//! The reconciler (reconcile.rs over steps/): validate -> fetch -> keys and secrets -> build ->
+//! apply (server-side, one field manager) -> status. `parity operator` runs it: leader
+//! election, watches of everything environments own, /healthz, /readyz (caches synced) and
+//! /metrics.
 
 pub mod conditions;
 pub mod connection;

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -13,12 +12,10 @@ use kube::runtime::events::EventType;
 use serde_json::json;
 
 use super::status::publish;
-use crate::api::{
-    KeySource, KeyVersionState, KeyVersionStatus, KeysStatus, ParityEnvironment, ValidatedSpec,
-};
+use crate::api::{KeySource, ParityEnvironment, ValidatedSpec};
 use crate::controller::ownership::{self, Claim};
 use crate::controller::{Context, Error, FIELD_MANAGER, seed_secret};
-use crate::crypto::keyring::{KEYRING_SECRET_KEY, Keyring, VersionState};
+use crate::crypto::keyring::{KEYRING_SECRET_KEY, Keyring};
 use crate::resources::{self, names};
 
 /// Creates the keyring Secret once (generated, or derived from the seed Secret), adopts a
@@ -233,28 +230,11 @@ async fn new_keyring(
     }
 }
 
-pub fn keys_status(k: &Keyring) -> KeysStatus {
-    KeysStatus {
-        versions: k
-            .status_versions()
-            .into_iter()
-            .map(|v| KeyVersionStatus {
-                id: format!("{}/{}", k.key_id(), v.id),
-                created: Time(v.created),
-                state: match v.state {
-                    VersionState::Active => KeyVersionState::Active,
-                    VersionState::DecryptOnly => KeyVersionState::DecryptOnly,
-                    VersionState::Destroyed => KeyVersionState::Destroyed,
-                },
-            })
-            .take(crate::api::MAX_KEY_VERSIONS)
-            .collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::api::ParityEnvironmentStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use crate::api::{KeyVersionState, KeyVersionStatus, KeysStatus, ParityEnvironmentStatus};
 
     use super::*;
 

@@ -244,7 +244,7 @@ async fn sync(
                 .collect();
             match existing {
                 None => {
-                    // Labelled with the keyring component: created once, never an orphan.
+                    // Created once; a kept Secret, never an orphan (resources::kept_secrets).
                     let meta = object_meta(valid, name.clone(), Component::Keyring);
                     let secret = Secret {
                         metadata: meta,

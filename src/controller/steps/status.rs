@@ -11,15 +11,15 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::keys::keys_status;
 use super::observe::{Problems, Seen};
 use crate::api::{
-    Condition, ConditionStatus, ConditionType, DriftEntry, Endpoints, KeyProvider,
-    ParityEnvironment, ParityEnvironmentStatus, SecretsProvider, ValidatedSpec,
+    Condition, ConditionStatus, ConditionType, DriftEntry, Endpoints, KeyProvider, KeyVersionState,
+    KeyVersionStatus, KeysStatus, ParityEnvironment, ParityEnvironmentStatus, SecretsProvider,
+    ValidatedSpec,
 };
 use crate::controller::conditions::{self, Observed};
 use crate::controller::{Context, Error};
-use crate::crypto::keyring::Keyring;
+use crate::crypto::keyring::{Keyring, VersionState};
 use crate::resources::Plan;
 use crate::verdict::{self, Verdict};
 
@@ -153,6 +153,26 @@ pub async fn report(
         next = next.min(left + Duration::from_secs(1));
     }
     Ok(Action::requeue(next))
+}
+
+/// status.keys: the keyring's versions, never its material.
+fn keys_status(k: &Keyring) -> KeysStatus {
+    KeysStatus {
+        versions: k
+            .status_versions()
+            .into_iter()
+            .map(|v| KeyVersionStatus {
+                id: format!("{}/{}", k.key_id(), v.id),
+                created: Time(v.created),
+                state: match v.state {
+                    VersionState::Active => KeyVersionState::Active,
+                    VersionState::DecryptOnly => KeyVersionState::DecryptOnly,
+                    VersionState::Destroyed => KeyVersionState::Destroyed,
+                },
+            })
+            .take(crate::api::MAX_KEY_VERSIONS)
+            .collect(),
+    }
 }
 
 fn set_all(status: &mut ParityEnvironmentStatus, conditions: Vec<Condition>) {

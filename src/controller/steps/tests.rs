@@ -6,10 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::client::Body;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
+use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 
@@ -52,6 +56,24 @@ fn not_found() -> Answer {
     )
 }
 
+/// Owned by the environment `dev` (uid u-1), as the caches hold it.
+fn owned<K: Resource<DynamicType = ()>>(name: &str) -> PartialObjectMeta<K> {
+    PartialObjectMeta {
+        types: None,
+        _phantom: std::marker::PhantomData,
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("team".into()),
+            resource_version: Some("1".into()),
+            owner_references: Some(vec![OwnerReference {
+                uid: "u-1".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        },
+    }
+}
+
 fn empty_stores() -> Stores {
     Stores {
         deployments: reflector::store().0,
@@ -69,6 +91,14 @@ fn empty_stores() -> Stores {
 /// call and the environment); returns its result and every call, in order.
 async fn run(
     env: &ParityEnvironment,
+    answer: impl Fn(&Call, &ParityEnvironment) -> Answer + Send + 'static,
+) -> (Result<kube::runtime::controller::Action, Error>, Vec<Call>) {
+    run_with(env, empty_stores(), answer).await
+}
+
+async fn run_with(
+    env: &ParityEnvironment,
+    stores: Stores,
     answer: impl Fn(&Call, &ParityEnvironment) -> Answer + Send + 'static,
 ) -> (Result<kube::runtime::controller::Action, Error>, Vec<Call>) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -107,7 +137,7 @@ async fn run(
                 instance: None,
             },
         ),
-        stores: empty_stores(),
+        stores,
         memory: memory::Memory::new(reflector::store().0, metrics.tracked_environments.clone()),
         metrics,
         live: None,
@@ -323,4 +353,39 @@ async fn an_expired_environment_is_deleted_and_nothing_else_is_written() {
     // Deleting is the reconcile's last call, and no child was written before it.
     assert_eq!(deleted, calls.len() - 1, "{calls:#?}");
     assert!(!calls.iter().any(Call::writes_a_child), "{calls:#?}");
+}
+
+#[tokio::test]
+async fn orphans_are_deleted_but_kept_secrets_never_are() {
+    let mut env = environment(json!({"tier": "Local"}));
+    env.meta_mut().finalizers = Some(vec![KEYRING_FINALIZER.into()]);
+    let mut stores = empty_stores();
+    let (secrets, mut secrets_writer) = reflector::store();
+    for name in [
+        "dev-secrets",
+        "dev-connection",
+        "dev-rollout-key",
+        "dev-old-credentials",
+    ] {
+        secrets_writer.apply_watcher_event(&watcher::Event::Apply(owned::<Secret>(name)));
+    }
+    stores.secrets = secrets;
+    let (config_maps, mut config_maps_writer) = reflector::store();
+    config_maps_writer.apply_watcher_event(&watcher::Event::Apply(owned::<ConfigMap>("dev-old")));
+    stores.config_maps = config_maps;
+    let (_, calls) = run_with(&env, stores, only_the_environment).await;
+    let mut deleted: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.method == Method::DELETE)
+        .map(|c| c.path.as_str())
+        .collect();
+    deleted.sort_unstable();
+    assert_eq!(
+        deleted,
+        [
+            "/api/v1/namespaces/team/configmaps/dev-old",
+            "/api/v1/namespaces/team/secrets/dev-old-credentials",
+        ],
+        "{calls:#?}"
+    );
 }
