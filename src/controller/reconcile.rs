@@ -10,15 +10,12 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::steps::{apply, build, fetch, keys, lifecycle, observe, secrets, status};
 use super::{Context, Error, conditions, connection};
-use crate::api::{ConditionType, ParityEnvironment};
+use crate::api::ParityEnvironment;
 use crate::resources;
-use crate::verdict::MIRROR_UNAVAILABLE;
 
 /// How soon an environment waiting on its user is looked at again (the seed Secret, a
 /// restored keyring or a removed stranger's Secret may not be watched).
 const NEEDS_USER_RECHECK: Duration = Duration::from_secs(15);
-/// How soon an unusable mirror source is read again.
-const MIRROR_RECHECK: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(env: Arc<ParityEnvironment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -47,17 +44,13 @@ pub async fn reconcile(env: Arc<ParityEnvironment>, ctx: Arc<Context>) -> Result
 }
 
 async fn steps(env: &ParityEnvironment, ctx: &Context) -> Result<Action, Error> {
-    let generation = env.meta().generation;
     if env.meta().deletion_timestamp.is_some() {
         return lifecycle::finalize(env, ctx).await;
     }
     // validate (pure): a bad spec becomes conditions and one event, never a crash loop.
     let mut valid = match crate::api::validate(env) {
         Ok(v) => v,
-        Err(errors) => {
-            status::write_conditions(env, ctx, conditions::invalid(&errors, generation)).await?;
-            return Ok(Action::await_change());
-        }
+        Err(errors) => return status::invalid(env, ctx, &errors).await,
     };
     let plan = resources::plan(&valid, valid.profile);
     // The finalizer goes on before a keyring can exist, so no keyring is ever left to the
@@ -70,17 +63,7 @@ async fn steps(env: &ParityEnvironment, ctx: &Context) -> Result<Action, Error> 
     // fetch: an unusable mirror source changes nothing (the last applied topology stays).
     let mirrored = match fetch::mirror(ctx, &valid).await? {
         Ok(m) => m,
-        Err(e) => {
-            let why = format!("{}: {}", e.field, e.reason);
-            let conds = conditions::failed(
-                MIRROR_UNAVAILABLE,
-                why,
-                Some(ConditionType::InSync),
-                generation,
-            );
-            status::write_conditions(env, ctx, conds).await?;
-            return Ok(Action::requeue(MIRROR_RECHECK));
-        }
+        Err(e) => return status::mirror_unavailable(env, ctx, &e).await,
     };
     valid.mirrored = mirrored.resolved.clone();
 
@@ -98,19 +81,13 @@ async fn steps(env: &ParityEnvironment, ctx: &Context) -> Result<Action, Error> 
     let seen = observe::workloads(ctx, &valid, &desired).await;
     apply::run(env, ctx, &valid, &plan, &desired, &seen, secrets.state.ok).await?;
 
-    // status: what is not up and why, drift, conditions.
-    let problems = observe::problems(ctx, &valid, &plan, &seen, secrets.state.ok).await;
-    let declared = (mirrored.in_sync, mirrored.drift);
-    let (in_sync, live_checked) =
-        observe::live_drift(ctx, &valid, &plan, &seen, &endpoints, declared).await;
+    // status: what is not up and why, drift, conditions; when to look again.
     let outcome = status::Outcome {
         valid: &valid,
         plan: &plan,
         seen,
-        problems,
         secrets: secrets.state,
-        in_sync,
-        live_checked,
+        mirrored,
         endpoints,
         keyring,
     };

@@ -11,39 +11,69 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::observe::{Problems, Seen};
+use super::observe::{self, Seen};
 use crate::api::{
-    Condition, ConditionStatus, ConditionType, DriftEntry, Endpoints, KeyProvider, KeyVersionState,
+    Condition, ConditionStatus, ConditionType, Endpoints, FieldError, KeyProvider, KeyVersionState,
     KeyVersionStatus, KeysStatus, ParityEnvironment, ParityEnvironmentStatus, SecretsProvider,
     ValidatedSpec,
 };
 use crate::controller::conditions::{self, Observed};
 use crate::controller::{Context, Error};
 use crate::crypto::keyring::{Keyring, VersionState};
+use crate::mirror::Mirrored;
 use crate::resources::Plan;
-use crate::verdict::{self, Verdict};
+use crate::verdict::{self, MIRROR_UNAVAILABLE, Verdict};
 
 /// Periodic resync: catches anything a missed watch event would hide.
 const RESYNC: Duration = Duration::from_secs(300);
 const CONVERGING_RECHECK: Duration = Duration::from_secs(10);
 const INFISICAL_RECHECK: Duration = Duration::from_secs(60);
 
+/// How soon an unusable mirror source is read again.
+const MIRROR_RECHECK: Duration = Duration::from_secs(30);
+
 /// What the earlier steps found, for status.
 pub struct Outcome<'a> {
     pub valid: &'a ValidatedSpec,
     pub plan: &'a Plan,
     pub seen: Seen,
-    pub problems: Problems,
+    /// SecretsReady as the secrets step found it.
     pub secrets: Verdict,
-    /// InSync and status.drift.
-    pub in_sync: (Verdict, Vec<DriftEntry>),
-    /// `--live-drift`'s interval, when it looked.
-    pub live_checked: Option<Duration>,
+    pub mirrored: Mirrored,
     pub endpoints: Endpoints,
     pub keyring: Option<Keyring>,
 }
 
-/// Writes the environment's status and says when to look again.
+/// A spec that failed validation: conditions and one event; nothing to do until it changes.
+pub async fn invalid(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    errors: &[FieldError],
+) -> Result<Action, Error> {
+    let conds = conditions::invalid(errors, env.meta().generation);
+    write_conditions(env, ctx, conds).await?;
+    Ok(Action::await_change())
+}
+
+/// A mirror source that cannot be used: InSync says why; looked at again soon.
+pub async fn mirror_unavailable(
+    env: &ParityEnvironment,
+    ctx: &Context,
+    e: &FieldError,
+) -> Result<Action, Error> {
+    let why = format!("{}: {}", e.field, e.reason);
+    let conds = conditions::failed(
+        MIRROR_UNAVAILABLE,
+        why,
+        Some(ConditionType::InSync),
+        env.meta().generation,
+    );
+    write_conditions(env, ctx, conds).await?;
+    Ok(Action::requeue(MIRROR_RECHECK))
+}
+
+/// Looks at what is not up and why, and at live drift; writes the environment's status and
+/// says when to look again.
 pub async fn report(
     env: &ParityEnvironment,
     ctx: &Context,
@@ -53,13 +83,15 @@ pub async fn report(
         valid,
         plan,
         seen,
-        problems,
         mut secrets,
-        in_sync: (in_sync, drift),
-        live_checked,
+        mirrored,
         endpoints,
         keyring,
     } = o;
+    let problems = observe::problems(ctx, valid, plan, &seen, secrets.ok).await;
+    let declared = (mirrored.in_sync, mirrored.drift);
+    let ((in_sync, drift), live_checked) =
+        observe::live_drift(ctx, valid, plan, &seen, &endpoints, declared).await;
     let suspended = valid.spec.suspend;
     if plan.secrets_api && secrets.ok && !seen.secrets_api_available && !suspended {
         secrets = match &problems.secrets_api {
