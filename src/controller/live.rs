@@ -147,20 +147,14 @@ mod tests {
 
     #[test]
     fn live_drift_turns_in_sync_false_and_is_listed_after_declared_drift() {
-        let (
-            Verdict {
-                ok,
-                reason,
-                message: msg,
-            },
-            d,
-        ) = merge(
+        let (v, d) = merge(
             state(true, "NotMirrored"),
             "http://x",
             Ok(vec![drift("tables[a]")]),
         );
-        assert!(!ok);
-        assert_eq!(reason.as_str(), "LiveDrift");
+        assert!(!v.ok);
+        assert_eq!(v.reason.as_str(), "LiveDrift");
+        let msg = &v.message;
         assert!(
             msg.contains("1 difference(s)") && msg.contains("tables[a]"),
             "{msg}"
@@ -174,57 +168,26 @@ mod tests {
             Verdict::not("Drifted", "m"),
             vec![DriftEntry::new("tables[b]", "x", "y")],
         );
-        let (
-            Verdict {
-                ok,
-                reason,
-                message: _,
-            },
-            d,
-        ) = merge(declared, "http://x", Ok(vec![drift("tables[a]")]));
-        assert!(!ok);
-        assert_eq!(reason.as_str(), "Drifted");
+        let (v, d) = merge(declared, "http://x", Ok(vec![drift("tables[a]")]));
+        assert!(!v.ok);
+        assert_eq!(v.reason.as_str(), "Drifted");
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].path, "tables[b]");
     }
 
     #[test]
     fn a_match_or_an_unreachable_endpoint_keeps_the_declared_verdict() {
-        let (
-            Verdict {
-                ok,
-                reason,
-                message: msg,
-            },
-            _,
-        ) = merge(state(true, "NotMirrored"), "http://x", Ok(vec![]));
-        assert!(ok);
-        assert_eq!(reason.as_str(), "LiveInSync");
-        assert!(msg.contains("match"));
-        let (
-            Verdict {
-                ok,
-                reason,
-                message: msg,
-            },
-            _,
-        ) = merge(state(true, "Mirrored"), "http://x", Ok(vec![]));
-        assert!(
-            ok && reason.as_str() == "Mirrored" && msg.contains("live tables at http://x match")
-        );
-        let (
-            Verdict {
-                ok,
-                reason,
-                message: msg,
-            },
-            _,
-        ) = merge(
-            state(true, "Mirrored"),
-            "http://x",
-            Err("connection refused".into()),
-        );
-        assert!(ok && reason.as_str() == "Mirrored");
+        let (v, _) = merge(state(true, "NotMirrored"), "http://x", Ok(vec![]));
+        assert!(v.ok);
+        assert_eq!(v.reason.as_str(), "LiveInSync");
+        assert!(v.message.contains("match"));
+        let (v, _) = merge(state(true, "Mirrored"), "http://x", Ok(vec![]));
+        assert!(v.ok && v.reason.as_str() == "Mirrored");
+        assert!(v.message.contains("live tables at http://x match"));
+        let unreachable = Err("connection refused".into());
+        let (v, _) = merge(state(true, "Mirrored"), "http://x", unreachable);
+        assert!(v.ok && v.reason.as_str() == "Mirrored");
+        let msg = &v.message;
         assert!(msg.contains("not checked: connection refused"), "{msg}");
     }
 

@@ -181,6 +181,29 @@ fn environment(spec: Value) -> ParityEnvironment {
     .expect("environment")
 }
 
+/// The first call of `method` to a path ending in `path_end`.
+fn find<'a>(calls: &'a [Call], method: &Method, path_end: &str) -> &'a Call {
+    calls
+        .iter()
+        .find(|c| c.is(method, path_end))
+        .unwrap_or_else(|| panic!("no {method} .../{path_end} in {calls:#?}"))
+}
+
+/// An apiserver where `path_end` answers reads with `stored`, and otherwise has only the
+/// environment.
+fn holding(
+    path_end: &'static str,
+    stored: Value,
+) -> impl Fn(&Call, &ParityEnvironment) -> Answer + Send + 'static {
+    move |call, env| {
+        if call.is(&Method::GET, path_end) {
+            (StatusCode::OK, stored.clone())
+        } else {
+            only_the_environment(call, env)
+        }
+    }
+}
+
 fn condition(call: &Call, type_: &str) -> Value {
     call.body["status"]["conditions"]
         .as_array()
@@ -195,10 +218,7 @@ async fn an_invalid_spec_is_reported_in_status_and_nothing_is_written() {
     let env = environment(json!({"tier": "Local", "ttl": "1h"}));
     let (result, calls) = run(&env, only_the_environment).await;
     assert!(result.is_ok(), "{result:?}");
-    let status = calls
-        .iter()
-        .find(|c| c.is(&Method::PATCH, "/parityenvironments/dev/status"))
-        .expect("a status patch");
+    let status = find(&calls, &Method::PATCH, "/parityenvironments/dev/status");
     let ready = condition(status, "Ready");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "InvalidSpec");
@@ -208,10 +228,7 @@ async fn an_invalid_spec_is_reported_in_status_and_nothing_is_written() {
             .is_some_and(|m| m.contains("spec.ttl")),
         "{ready}"
     );
-    let event = calls
-        .iter()
-        .find(|c| c.method == Method::POST && c.path.ends_with("/events"))
-        .expect("an event");
+    let event = find(&calls, &Method::POST, "/events");
     assert_eq!(event.body["type"], "Warning");
     assert_eq!(event.body["reason"], "InvalidSpec");
     // Neither the environment's objects nor its finalizers are touched.
@@ -272,20 +289,8 @@ async fn an_existing_keyring_is_read_and_never_written() {
         .into(),
     );
     let stored = serde_json::to_value(&keyring).expect("keyring");
-    let (_, calls) = run(&env, move |call, env| {
-        if call.is(&Method::GET, "/secrets/dev-keyring") {
-            (StatusCode::OK, stored.clone())
-        } else {
-            only_the_environment(call, env)
-        }
-    })
-    .await;
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.is(&Method::GET, "/secrets/dev-keyring")),
-        "{calls:#?}"
-    );
+    let (_, calls) = run(&env, holding("/secrets/dev-keyring", stored)).await;
+    find(&calls, &Method::GET, "/secrets/dev-keyring");
     let written: Vec<&Call> = calls
         .iter()
         .filter(|c| c.method != Method::GET)
@@ -310,20 +315,10 @@ async fn a_strangers_secret_in_the_keyrings_place_is_refused_and_left_alone() {
     let stranger = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "dev-keyring", "namespace": "team", "resourceVersion": "5"},
         "data": {KEYRING_SECRET_KEY: "e30="}});
-    let (result, calls) = run(&env, move |call, env| {
-        if call.is(&Method::GET, "/secrets/dev-keyring") {
-            (StatusCode::OK, stranger.clone())
-        } else {
-            only_the_environment(call, env)
-        }
-    })
-    .await;
+    let (result, calls) = run(&env, holding("/secrets/dev-keyring", stranger)).await;
     // Waits for the user, without failing the reconcile into backoff.
     assert!(result.is_ok(), "{result:?}");
-    let status = calls
-        .iter()
-        .find(|c| c.is(&Method::PATCH, "/parityenvironments/dev/status"))
-        .expect("a status patch");
+    let status = find(&calls, &Method::PATCH, "/parityenvironments/dev/status");
     let keys = condition(status, "KeysReady");
     assert_eq!(keys["reason"], "KeyringUnavailable");
     assert!(
@@ -345,10 +340,7 @@ async fn an_expired_environment_is_deleted_and_nothing_else_is_written() {
         .iter()
         .position(|c| c.is(&Method::DELETE, "/parityenvironments/dev"))
         .expect("the environment deleted");
-    let event = calls
-        .iter()
-        .find(|c| c.method == Method::POST && c.path.ends_with("/events"))
-        .expect("an event");
+    let event = find(&calls, &Method::POST, "/events");
     assert_eq!(event.body["reason"], "Expired");
     // Deleting is the reconcile's last call, and no child was written before it.
     assert_eq!(deleted, calls.len() - 1, "{calls:#?}");
