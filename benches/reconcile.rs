@@ -5,6 +5,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use parity_operator::api::{ParityEnvironment, validate};
 use parity_operator::controller::conditions::{self, JobState, Observed};
 use parity_operator::resources::{BuildContext, build_all};
+use parity_operator::verdict::Verdict;
 
 fn env() -> ParityEnvironment {
     serde_json::from_value(serde_json::json!({
@@ -33,8 +34,8 @@ fn reconcile_decisions(c: &mut Criterion) {
         bootstrap: JobState::Succeeded,
         dashboard_needed: true,
         dashboard_available: true,
-        secrets: (true, "NotConfigured".into(), String::new()),
-        in_sync: (true, "NotMirrored".into(), String::new()),
+        secrets: Verdict::ok("NotConfigured", ""),
+        in_sync: Verdict::ok("NotMirrored", ""),
         kms_problem: None,
         dynamodb_problem: None,
         dashboard_problem: None,

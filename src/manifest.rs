@@ -76,7 +76,7 @@ pub fn validated_environments(
     namespace: &str,
     sources: &MirrorSources,
 ) -> anyhow::Result<Vec<ValidatedSpec>> {
-    use crate::controller::mirror::Source;
+    use crate::mirror::Source;
     let envs = environments(yaml, source, Some(namespace))?;
     let candidates: Vec<ParityEnvironment> = envs
         .iter()
@@ -95,7 +95,7 @@ pub fn validated_environments(
                     Some(_) => Source::Environment(find_source(env, &candidates)),
                     None => Source::File(file_topology),
                 };
-                let m = crate::controller::mirror::evaluate(&valid, from).map_err(|e| {
+                let m = crate::mirror::evaluate(&valid, from).map_err(|e| {
                     vec![crate::api::FieldError::new(
                         e.path,
                         format!("{} (give the source with --mirror-source FILE)", e.message),

@@ -132,7 +132,7 @@ async fn change_and_wait_reconciled(envs: &Api<ParityEnvironment>, table: &str) 
     wait_condition(envs, "dev", "Ready", "True").await;
 }
 
-/// Log lines of a write (reconcile.rs, connection.rs, secrets.rs).
+/// Log lines of a write (controller/steps/, controller/connection.rs).
 fn writes_in(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|l| {

@@ -10,7 +10,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, ResourceExt};
 
 use crate::api::{ConditionStatus, ConditionType, ParityEnvironment};
-use crate::resources::{LABEL_ENVIRONMENT, OWNED_KINDS, owned_api_resource};
+use crate::resources::{LABEL_ENVIRONMENT, OwnedKind};
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Examples:
@@ -108,10 +108,8 @@ pub fn progress_line(env: &ParityEnvironment) -> String {
 
 async fn owned_objects(client: &Client, ns: &str, env: &str) -> anyhow::Result<Vec<DynamicObject>> {
     let mut out = Vec::new();
-    for (_, _, kind, _) in OWNED_KINDS {
-        let Some(ar) = owned_api_resource(kind) else {
-            continue;
-        };
+    for kind in OwnedKind::ALL {
+        let ar = kind.api_resource();
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
         let mut items = api
             .list(&ListParams::default().labels(&format!("{LABEL_ENVIRONMENT}={env}")))
@@ -120,7 +118,7 @@ async fn owned_objects(client: &Client, ns: &str, env: &str) -> anyhow::Result<V
         for o in &mut items {
             o.types = Some(kube::core::TypeMeta {
                 api_version: ar.api_version.clone(),
-                kind: kind.into(),
+                kind: kind.kind().into(),
             });
         }
         out.extend(items);

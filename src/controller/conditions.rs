@@ -3,6 +3,7 @@
 
 use super::pods::PodProblem;
 use crate::api::{Condition, ConditionStatus, ConditionType, FieldError, describe};
+use crate::verdict::{INVALID_SPEC, Reason, Verdict};
 
 /// The state of the bootstrap Job, as far as conditions care.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,10 +30,8 @@ pub struct Observed {
     pub bootstrap: JobState,
     pub dashboard_needed: bool,
     pub dashboard_available: bool,
-    /// SecretsReady: (ready, reason, message).
-    pub secrets: (bool, String, String),
-    /// InSync: (in sync, reason, message).
-    pub in_sync: (bool, String, String),
+    pub secrets: Verdict,
+    pub in_sync: Verdict,
     /// Why the pods of an unavailable component are not up (image, crash loop, scheduling).
     pub kms_problem: Option<PodProblem>,
     pub dynamodb_problem: Option<PodProblem>,
@@ -49,14 +48,10 @@ impl Observed {
     }
 }
 
-fn starting_or(
-    problem: &Option<PodProblem>,
-    reason: &'static str,
-    message: &str,
-) -> (bool, &'static str, String) {
+fn starting_or(problem: &Option<PodProblem>, reason: &'static str, message: &str) -> Verdict {
     match problem {
-        Some(p) => (false, p.reason, p.message.clone()),
-        None => (false, reason, message.to_string()),
+        Some(p) => p.verdict(),
+        None => Verdict::not(reason, message),
     }
 }
 
@@ -75,26 +70,21 @@ fn cond(
     Condition::new(t, status, reason, message, generation)
 }
 
-pub fn keys_ready(o: &Observed) -> (bool, &'static str, String) {
+fn of(t: ConditionType, v: &Verdict, generation: Option<i64>) -> Condition {
+    cond(t, v.ok, v.reason.as_str(), v.message.clone(), generation)
+}
+
+pub fn keys_ready(o: &Observed) -> Verdict {
     if let Some(key) = &o.external_kms_key {
-        return (
-            true,
-            "ExternalKms",
-            format!("keys are held by AWS KMS key {key}"),
-        );
+        return Verdict::ok("ExternalKms", format!("keys are held by AWS KMS key {key}"));
     }
     if !o.kms_needed {
-        return (
-            true,
-            "NotRequired",
-            "no key service at this parity level".into(),
-        );
+        return Verdict::ok("NotRequired", "no key service at this parity level");
     }
     if o.kms_available {
-        (
-            true,
+        Verdict::ok(
             "KeyServiceAvailable",
-            "the keyring exists and the key service is available".into(),
+            "the keyring exists and the key service is available",
         )
     } else {
         starting_or(
@@ -105,20 +95,15 @@ pub fn keys_ready(o: &Observed) -> (bool, &'static str, String) {
     }
 }
 
-pub fn dynamodb_ready(o: &Observed) -> (bool, &'static str, String) {
+pub fn dynamodb_ready(o: &Observed) -> Verdict {
     if let Some(endpoint) = &o.dynamodb_external {
-        return (
-            true,
+        return Verdict::ok(
             "External",
             format!("using the external DynamoDB endpoint {endpoint}"),
         );
     }
     if !o.dynamodb_pod_needed {
-        return (
-            true,
-            "NotRequired",
-            "no DynamoDB at this parity level".into(),
-        );
+        return Verdict::ok("NotRequired", "no DynamoDB at this parity level");
     }
     if !o.dynamodb_available {
         return starting_or(
@@ -128,49 +113,36 @@ pub fn dynamodb_ready(o: &Observed) -> (bool, &'static str, String) {
         );
     }
     match &o.bootstrap {
-        JobState::Absent | JobState::Running => (
-            false,
+        JobState::Absent | JobState::Running => Verdict::not(
             "BootstrapRunning",
-            "the bootstrap Job is creating tables and loading seeds".into(),
+            "the bootstrap Job is creating tables and loading seeds",
         ),
-        JobState::Succeeded => (
-            true,
+        JobState::Succeeded => Verdict::ok(
             "TablesReady",
-            "DynamoDB is available and the tables are bootstrapped".into(),
+            "DynamoDB is available and the tables are bootstrapped",
         ),
-        JobState::Failed(why) => (
-            false,
+        JobState::Failed(why) => Verdict::not(
             "BootstrapFailed",
             format!("the bootstrap Job failed: {why}"),
         ),
     }
 }
 
-pub fn dashboard_ready(
-    o: &Observed,
-    keys_ok: bool,
-    dynamodb_ok: bool,
-) -> (bool, &'static str, String) {
+pub fn dashboard_ready(o: &Observed, keys_ok: bool, dynamodb_ok: bool) -> Verdict {
     if !o.dashboard_needed {
-        return (
-            true,
+        return Verdict::ok(
             "NotRequired",
-            "the dashboard is not enabled at this parity level".into(),
+            "the dashboard is not enabled at this parity level",
         );
     }
     if !(keys_ok && dynamodb_ok) {
-        return (
-            false,
+        return Verdict::not(
             "WaitingForDependencies",
-            "the dashboard starts after keys and DynamoDB are ready".into(),
+            "the dashboard starts after keys and DynamoDB are ready",
         );
     }
     if o.dashboard_available {
-        (
-            true,
-            "DashboardAvailable",
-            "the dashboard is available".into(),
-        )
+        Verdict::ok("DashboardAvailable", "the dashboard is available")
     } else {
         starting_or(
             &o.dashboard_problem,
@@ -184,50 +156,19 @@ pub fn dashboard_ready(
 pub fn compute(o: &Observed, generation: Option<i64>) -> Vec<Condition> {
     let keys = keys_ready(o);
     let dynamo = dynamodb_ready(o);
-    let dash = dashboard_ready(o, keys.0, dynamo.0);
-    let (secrets_ok, secrets_reason, secrets_msg) = o.secrets.clone();
-    let (sync_ok, sync_reason, sync_msg) = o.in_sync.clone();
+    let dash = dashboard_ready(o, keys.ok, dynamo.ok);
 
     let parts = [
-        (
-            ConditionType::KeysReady,
-            keys.0,
-            keys.1.to_string(),
-            keys.2.clone(),
-        ),
-        (
-            ConditionType::DynamoDbReady,
-            dynamo.0,
-            dynamo.1.to_string(),
-            dynamo.2.clone(),
-        ),
-        (
-            ConditionType::DashboardReady,
-            dash.0,
-            dash.1.to_string(),
-            dash.2.clone(),
-        ),
-        (
-            ConditionType::SecretsReady,
-            secrets_ok,
-            secrets_reason,
-            secrets_msg,
-        ),
+        (ConditionType::KeysReady, &keys),
+        (ConditionType::DynamoDbReady, &dynamo),
+        (ConditionType::DashboardReady, &dash),
+        (ConditionType::SecretsReady, &o.secrets),
     ];
-    let mut out: Vec<Condition> = parts
-        .iter()
-        .map(|(t, ok, r, m)| cond(*t, *ok, r, m.clone(), generation))
-        .collect();
-    out.push(cond(
-        ConditionType::InSync,
-        sync_ok,
-        &sync_reason,
-        sync_msg,
-        generation,
-    ));
+    let mut out: Vec<Condition> = parts.iter().map(|(t, v)| of(*t, v, generation)).collect();
+    out.push(of(ConditionType::InSync, &o.in_sync, generation));
 
     // Drift from staging is reported (InSync) but does not make the environment unusable.
-    let first_failure = parts.iter().find(|(_, ok, _, _)| !ok);
+    let first_failure = parts.iter().find(|(_, v)| !v.ok);
     let degraded = matches!(o.bootstrap, JobState::Failed(_)) || o.pod_problem().is_some();
     let (ready, progressing) = if o.suspended {
         out.push(cond(
@@ -247,11 +188,12 @@ pub fn compute(o: &Observed, generation: Option<i64>) -> Vec<Condition> {
                 generation,
             ),
         )
-    } else if let Some((t, _, reason, message)) = first_failure {
+    } else if let Some((t, v)) = first_failure {
+        let message = &v.message;
         out.push(cond(
             ConditionType::Ready,
             false,
-            reason,
+            v.reason.as_str(),
             format!("{t}: {message}"),
             generation,
         ));
@@ -303,11 +245,12 @@ pub fn compute(o: &Observed, generation: Option<i64>) -> Vec<Condition> {
             generation,
         )
     } else if degraded {
-        cond(
+        of(
             ConditionType::Degraded,
-            true,
-            dynamo.1,
-            dynamo.2,
+            &Verdict {
+                ok: true,
+                ..dynamo.clone()
+            },
             generation,
         )
     } else {
@@ -324,17 +267,18 @@ pub fn compute(o: &Observed, generation: Option<i64>) -> Vec<Condition> {
 
 /// Conditions for a spec that failed validation: never a crash loop, a clear reason instead.
 pub fn invalid(errors: &[FieldError], generation: Option<i64>) -> Vec<Condition> {
-    failed("InvalidSpec", describe(errors), None, generation)
+    failed(INVALID_SPEC, describe(errors), None, generation)
 }
 
 /// Conditions for a failure that needs the user (a missing seed Secret, an unreadable
 /// keyring): Degraded with the reason, and the failing component's condition if given.
 pub fn failed(
-    reason: &str,
+    reason: Reason,
     message: String,
     component: Option<ConditionType>,
     generation: Option<i64>,
 ) -> Vec<Condition> {
+    let reason = reason.as_str();
     let mut out = vec![
         cond(
             ConditionType::Ready,
@@ -380,8 +324,8 @@ mod tests {
             bootstrap: JobState::Succeeded,
             dashboard_needed: true,
             dashboard_available: true,
-            secrets: (true, "Generated".into(), "ok".into()),
-            in_sync: (true, "NotMirrored".into(), "ok".into()),
+            secrets: Verdict::ok("Generated", "ok"),
+            in_sync: Verdict::ok("NotMirrored", "ok"),
             kms_problem: None,
             dynamodb_problem: None,
             dashboard_problem: None,
@@ -477,7 +421,7 @@ mod tests {
     #[test]
     fn drift_is_reported_but_does_not_block_ready() {
         let o = Observed {
-            in_sync: (false, "Drifted".into(), "1 difference".into()),
+            in_sync: Verdict::not("Drifted", "1 difference"),
             ..ready_all()
         };
         let cs = compute(&o, None);

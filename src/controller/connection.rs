@@ -34,16 +34,23 @@ pub async fn reconcile(
         kms_secret_access_key: value(
             secrets
                 .get_opt(&names::kms_credentials(&valid.name))
-                .await?,
+                .await
+                .map_err(Error::Secrets)?,
             KMS_SECRET_ACCESS_KEY_KEY,
         ),
         secrets_client_secret: value(
             secrets
                 .get_opt(&names::secrets_api_credentials(&valid.name))
-                .await?,
+                .await
+                .map_err(Error::Secrets)?,
             SECRETS_API_CLIENT_SECRET_KEY,
         ),
-        secrets: secret_strings(secrets.get_opt(&names::secrets(&valid.name)).await?),
+        secrets: secret_strings(
+            secrets
+                .get_opt(&names::secrets(&valid.name))
+                .await
+                .map_err(Error::Secrets)?,
+        ),
     };
     if !missing_inputs(valid, valid.profile, &inputs).is_empty() {
         return Ok(());
@@ -53,7 +60,7 @@ pub async fn reconcile(
         &connection_set(valid, valid.profile, endpoints, inputs),
     );
     let name = names::connection(&valid.name);
-    let current = secrets.get_opt(&name).await?;
+    let current = secrets.get_opt(&name).await.map_err(Error::Secrets)?;
     if current.is_some_and(|c| c.data == desired.data && c.meta().labels == desired.metadata.labels)
     {
         return Ok(());
@@ -65,7 +72,8 @@ pub async fn reconcile(
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&obj),
         )
-        .await?;
+        .await
+        .map_err(Error::Secrets)?;
     ctx.metrics.wrote("apply");
     tracing::info!(name, namespace = %valid.namespace, "wrote connection Secret");
     Ok(())

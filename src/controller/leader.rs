@@ -239,7 +239,9 @@ impl Elector {
                 self.observed.observe(lease.spec.as_ref(), Instant::now());
                 Ok(Attempt::Leading)
             }
-            Err(ElectionError::Kube(kube::Error::Api(s))) if s.code == 409 => {
+            Err(ElectionError::Kube(kube::Error::Api(s)))
+                if s.is_conflict() || s.is_already_exists() =>
+            {
                 Ok(Attempt::Following)
             }
             Err(e) => Err(e),

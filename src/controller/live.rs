@@ -11,7 +11,7 @@ use crate::dynamo::drift::{Drift, TRUNCATED_PATH, diff};
 use crate::dynamo::live::live_topology;
 use crate::dynamo::topology::Topology;
 
-use super::mirror::SyncState;
+use crate::verdict::{Reason, Verdict};
 
 /// Settings from the operator's flags.
 #[derive(Clone, Debug)]
@@ -54,28 +54,36 @@ pub async fn check(live: &LiveCheck, target: &Target<'_>) -> Result<Vec<Drift>, 
 /// Folds the live result into InSync and status.drift (pure). Declared drift (a mirror's)
 /// comes first; live entries have paths prefixed `live.`.
 pub fn merge(
-    declared: (SyncState, Vec<DriftEntry>),
+    declared: (Verdict, Vec<DriftEntry>),
     endpoint: &str,
     live: Result<Vec<Drift>, String>,
-) -> (SyncState, Vec<DriftEntry>) {
-    let ((ok, reason, message), mut drift) = declared;
+) -> (Verdict, Vec<DriftEntry>) {
+    let (
+        Verdict {
+            ok,
+            reason,
+            message,
+        },
+        mut drift,
+    ) = declared;
     match live {
         Err(why) => {
             let mut why = why;
             why.truncate(300);
+            let message = format!("{message}; live tables at {endpoint} not checked: {why}");
             (
-                (
+                Verdict {
                     ok,
                     reason,
-                    format!("{message}; live tables at {endpoint} not checked: {why}"),
-                ),
+                    message,
+                },
                 drift,
             )
         }
         Ok(live) if live.is_empty() => {
-            let (reason, message) = if reason == "NotMirrored" {
+            let (reason, message) = if reason.as_str() == "NotMirrored" {
                 (
-                    "LiveInSync".to_string(),
+                    Reason("LiveInSync"),
                     format!("the live tables at {endpoint} match the declared ones"),
                 )
             } else {
@@ -84,7 +92,14 @@ pub fn merge(
                     format!("{message}; the live tables at {endpoint} match"),
                 )
             };
-            ((ok, reason, message), drift)
+            (
+                Verdict {
+                    ok,
+                    reason,
+                    message,
+                },
+                drift,
+            )
         }
         Ok(live) => {
             let count = live.iter().filter(|d| d.path != TRUNCATED_PATH).count();
@@ -100,11 +115,11 @@ pub fn merge(
                     .map(|d| DriftEntry::new(&format!("live.{}", d.path), &d.expected, &d.actual)),
             );
             let (reason, message) = if ok {
-                ("LiveDrift".to_string(), summary)
+                (Reason("LiveDrift"), summary)
             } else {
                 (reason, format!("{message}; {summary}"))
             };
-            ((false, reason, message), drift)
+            (Verdict::not(reason.0, message), drift)
         }
     }
 }
@@ -113,8 +128,13 @@ pub fn merge(
 mod tests {
     use super::*;
 
-    fn state(ok: bool, reason: &str) -> (SyncState, Vec<DriftEntry>) {
-        ((ok, reason.into(), "m".into()), Vec::new())
+    fn state(ok: bool, reason: &'static str) -> (Verdict, Vec<DriftEntry>) {
+        let v = if ok {
+            Verdict::ok(reason, "m")
+        } else {
+            Verdict::not(reason, "m")
+        };
+        (v, Vec::new())
     }
 
     fn drift(path: &str) -> Drift {
@@ -127,13 +147,14 @@ mod tests {
 
     #[test]
     fn live_drift_turns_in_sync_false_and_is_listed_after_declared_drift() {
-        let ((ok, reason, msg), d) = merge(
+        let (v, d) = merge(
             state(true, "NotMirrored"),
             "http://x",
             Ok(vec![drift("tables[a]")]),
         );
-        assert!(!ok);
-        assert_eq!(reason, "LiveDrift");
+        assert!(!v.ok);
+        assert_eq!(v.reason.as_str(), "LiveDrift");
+        let msg = &v.message;
         assert!(
             msg.contains("1 difference(s)") && msg.contains("tables[a]"),
             "{msg}"
@@ -144,30 +165,29 @@ mod tests {
         );
 
         let declared = (
-            (false, "Drifted".to_string(), "m".to_string()),
+            Verdict::not("Drifted", "m"),
             vec![DriftEntry::new("tables[b]", "x", "y")],
         );
-        let ((ok, reason, _), d) = merge(declared, "http://x", Ok(vec![drift("tables[a]")]));
-        assert!(!ok);
-        assert_eq!(reason, "Drifted");
+        let (v, d) = merge(declared, "http://x", Ok(vec![drift("tables[a]")]));
+        assert!(!v.ok);
+        assert_eq!(v.reason.as_str(), "Drifted");
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].path, "tables[b]");
     }
 
     #[test]
     fn a_match_or_an_unreachable_endpoint_keeps_the_declared_verdict() {
-        let ((ok, reason, msg), _) = merge(state(true, "NotMirrored"), "http://x", Ok(vec![]));
-        assert!(ok);
-        assert_eq!(reason, "LiveInSync");
-        assert!(msg.contains("match"));
-        let ((ok, reason, msg), _) = merge(state(true, "Mirrored"), "http://x", Ok(vec![]));
-        assert!(ok && reason == "Mirrored" && msg.contains("live tables at http://x match"));
-        let ((ok, reason, msg), _) = merge(
-            state(true, "Mirrored"),
-            "http://x",
-            Err("connection refused".into()),
-        );
-        assert!(ok && reason == "Mirrored");
+        let (v, _) = merge(state(true, "NotMirrored"), "http://x", Ok(vec![]));
+        assert!(v.ok);
+        assert_eq!(v.reason.as_str(), "LiveInSync");
+        assert!(v.message.contains("match"));
+        let (v, _) = merge(state(true, "Mirrored"), "http://x", Ok(vec![]));
+        assert!(v.ok && v.reason.as_str() == "Mirrored");
+        assert!(v.message.contains("live tables at http://x match"));
+        let unreachable = Err("connection refused".into());
+        let (v, _) = merge(state(true, "Mirrored"), "http://x", unreachable);
+        assert!(v.ok && v.reason.as_str() == "Mirrored");
+        let msg = &v.message;
         assert!(msg.contains("not checked: connection refused"), "{msg}");
     }
 

@@ -1,6 +1,7 @@
-//! The reconciler: fetch -> validate -> build -> apply (server-side, one field manager) -> status.
-//! `parity operator` runs it: leader election, watches of everything environments own,
-//! /healthz, /readyz (caches synced) and /metrics.
+//! The reconciler (reconcile.rs over steps/): validate -> fetch -> keys and secrets -> build ->
+//! apply (server-side, one field manager) -> status. `parity operator` runs it: leader
+//! election, watches of everything environments own, /healthz, /readyz (caches synced) and
+//! /metrics.
 
 pub mod conditions;
 pub mod connection;
@@ -9,12 +10,11 @@ pub mod leader;
 pub mod live;
 pub mod memory;
 pub mod metrics;
-pub mod mirror;
 pub mod ownership;
 pub mod pods;
 mod reconcile;
-mod secrets;
 pub mod seed_secret;
+mod steps;
 pub mod stores;
 
 use std::net::SocketAddr;
@@ -39,16 +39,38 @@ pub const KEYRING_FINALIZER: &str = "parity.dev/keyring";
 /// The finalizer of earlier versions (Retain only); removed on sight.
 pub const LEGACY_RETAIN_FINALIZER: &str = "parity.dev/retain-keyring";
 
+/// Why a reconcile stopped, by the step it stopped in (see reconcile.rs).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    /// Reading what the environment refers to: its mirror source, its seed Secret.
+    #[error("reading the environment's sources: {0}")]
+    Fetch(#[source] kube::Error),
+    /// The finalizer, ttl expiry, or finalization on deletion.
+    #[error("the environment's lifecycle: {0}")]
+    Lifecycle(#[source] kube::Error),
+    /// The keyring.
+    #[error("the keyring: {0}")]
+    Keys(#[source] kube::Error),
+    /// The application's secrets, their rollout key, the connection Secret, the apps they roll.
+    #[error("the secrets: {0}")]
+    Secrets(#[source] kube::Error),
+    /// Writing (or removing) one of the environment's objects.
+    #[error("{object}: {source}")]
+    Apply {
+        /// `Kind name`
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing status.
+    #[error("writing status: {0}")]
+    Status(#[source] kube::Error),
     /// Only the user can fix this (a missing seed Secret, a lost keyring, a stranger's Secret
     /// in the way): it goes into the condition named here and a Warning event, and the
     /// environment is looked at again later.
     #[error("{message}")]
     NeedsUser {
-        reason: &'static str,
+        reason: crate::verdict::Reason,
         condition: crate::api::ConditionType,
         message: String,
     },
@@ -57,10 +79,16 @@ pub enum Error {
 impl Error {
     pub fn keyring(message: impl Into<String>) -> Self {
         Error::NeedsUser {
-            reason: "KeyringUnavailable",
+            reason: crate::verdict::KEYRING_UNAVAILABLE,
             condition: crate::api::ConditionType::KeysReady,
             message: message.into(),
         }
+    }
+
+    /// A failed write of `kind name`.
+    pub fn apply(kind: &str, name: &str) -> impl FnOnce(kube::Error) -> Error {
+        let object = format!("{kind} {name}");
+        move |source| Error::Apply { object, source }
     }
 }
 

@@ -21,6 +21,13 @@ pub struct PodProblem {
     pub crashed: Option<(String, String)>,
 }
 
+impl PodProblem {
+    /// The component's verdict: not available, for this reason.
+    pub fn verdict(&self) -> crate::verdict::Verdict {
+        crate::verdict::Verdict::not(self.reason, self.message.clone())
+    }
+}
+
 /// Waiting reasons that mean the image will not be there without a change.
 const IMAGE_REASONS: &[&str] = &[
     "ImagePullBackOff",

@@ -53,7 +53,7 @@ pub async fn read(
     r: &LocalObjectKeyRef,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let secret = secrets.get_opt(&r.name).await?;
+    let secret = secrets.get_opt(&r.name).await.map_err(Error::Fetch)?;
     seed_bytes(secret.as_ref(), r)
         .map(|b| Zeroizing::new(b.to_vec()))
         .map_err(|e| Error::keyring(e.to_string()))

@@ -320,6 +320,24 @@ impl Keyring {
             })
     }
 
+    /// How long until [`Self::rotation_due`] turns true (nothing watches that moment, so the
+    /// operator looks again then); `None` once past it, or without an Active version.
+    pub fn rotation_due_in(
+        &self,
+        now: Timestamp,
+        period: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let active = self
+            .versions
+            .iter()
+            .find(|v| v.state == VersionState::Active)?;
+        let due = active
+            .created
+            .checked_add(jiff::SignedDuration::try_from(period).ok()?)
+            .ok()?;
+        std::time::Duration::try_from(due.duration_since(now)).ok()
+    }
+
     /// Creation time of the first version (the key's creation date).
     pub fn created(&self) -> Timestamp {
         self.versions
@@ -552,6 +570,12 @@ mod tests {
         // The new Active version restarts the clock.
         assert!(!k.rotation_due(t(86_401), day));
         assert!(k.rotation_due(t(2 * 86_400), day));
+        // Due again a day after the rotation at 86_400.
+        assert_eq!(
+            k.rotation_due_in(t(86_400 + 3_600), day),
+            Some(std::time::Duration::from_secs(86_400 - 3_600))
+        );
+        assert_eq!(k.rotation_due_in(t(3 * 86_400), day), None);
     }
 
     #[test]

@@ -87,8 +87,9 @@ pub fn connection_set(
 }
 
 /// The Secret apps load with `envFrom`. Labelled with the keys' component like the other
-/// Secrets made from credentials (`<env>-secrets`), which the controller never prunes as
-/// orphans: it is rewritten when its data changes, not re-created each reconcile.
+/// Secrets made from credentials (`<env>-secrets`), and like them kept
+/// ([`super::kept_secrets`]), never pruned as an orphan: it is rewritten when its data
+/// changes, not re-created each reconcile.
 pub fn connection_secret(env: &ValidatedSpec, set: &ConnectionSet) -> Secret {
     let data = set
         .vars()

@@ -42,8 +42,9 @@ pub fn kms_credentials_secret(env: &ValidatedSpec) -> Secret {
     create_once_secret(env, names::kms_credentials(&env.name))
 }
 
-/// An empty Secret annotated create-once, kept with the keys (never an orphan): the controller
-/// fills it with random credentials once and never applies over it.
+/// An empty Secret, listed as [`super::CreateOnce::Credentials`] (the annotation says so to
+/// people): the controller fills it with random credentials once and never applies over it;
+/// it is kept ([`super::kept_secrets`]), never an orphan.
 pub(super) fn create_once_secret(env: &ValidatedSpec, name: String) -> Secret {
     let mut metadata = object_meta(env, name, Component::Keyring);
     metadata.annotations = Some(BTreeMap::from([(

@@ -1,6 +1,7 @@
 //! Pure builders: (validated environment, tier profile, build context) -> Kubernetes objects.
-//! No I/O. One function per object; [`build_all`] lists every object of an environment in
-//! apply order. `parity render` and the controller both use them.
+//! No I/O. One function per object; [`desired`] lists every object of an environment in
+//! apply order, each as applied or created once. `parity render` and `parity dev` read the
+//! same list as plain objects ([`build_all`]); the controller acts on it.
 
 mod bootstrap;
 mod connection;
@@ -28,7 +29,7 @@ pub use keyring::{
 pub use kms::{kms_deployment, kms_service};
 pub use meta::*;
 pub use network_policy::{dashboard_egress_policy, has_ingress_policy, ingress_policy};
-pub use object::{OWNED_KINDS, Object, owned_api_resource};
+pub use object::{Object, OwnedKind};
 pub use secrets_api::{
     SECRETS_API_CLIENT_ID_KEY, SECRETS_API_CLIENT_SECRET_KEY, SECRETS_DIR, secrets_api_args,
     secrets_api_client_id, secrets_api_credentials_secret, secrets_api_credentials_secret_with,
@@ -41,6 +42,8 @@ pub use topology::{
     declared_topology, endpoints, environment_info, region, root_key_alias, topology,
     topology_config_map, topology_data,
 };
+
+use k8s_openapi::api::core::v1::Secret;
 
 use crate::api::{KeyProvider, SecretsProvider, ValidatedSpec};
 use crate::tier::{Components, DynamoPlacement, TierProfile};
@@ -146,11 +149,65 @@ pub fn plan(env: &ValidatedSpec, profile: &TierProfile) -> Plan {
     }
 }
 
+/// What the controller does with a built object.
+// A handful per environment and reconcile, like [`Object`].
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Desired {
+    /// Server-side applied on every reconcile.
+    Apply(Object),
+    /// Made once with data only the controller can make (key material, random credentials);
+    /// never applied over, never removed as an orphan.
+    CreateOnce(CreateOnce),
+}
+
+/// A create-once Secret: its shape (no data) and who gives it its data.
+#[derive(Clone, Debug)]
+pub enum CreateOnce {
+    /// `<env>-keyring`: the keys step generates or derives its key material, adopts a
+    /// retained one and rotates it; the finalizer decides its fate.
+    Keyring(Secret),
+    /// A credentials Secret: `fill(env, secret)` is its data around a fresh random secret.
+    Credentials {
+        shape: Secret,
+        fill: fn(&ValidatedSpec, &str) -> Secret,
+    },
+}
+
+impl Desired {
+    pub fn object(&self) -> Object {
+        match self {
+            Desired::Apply(o) => o.clone(),
+            Desired::CreateOnce(
+                CreateOnce::Keyring(s) | CreateOnce::Credentials { shape: s, .. },
+            ) => Object::Secret(s.clone()),
+        }
+    }
+
+    pub fn into_object(self) -> Object {
+        match self {
+            Desired::Apply(o) => o,
+            Desired::CreateOnce(
+                CreateOnce::Keyring(s) | CreateOnce::Credentials { shape: s, .. },
+            ) => Object::Secret(s),
+        }
+    }
+}
+
+/// Every object of the environment as plain objects (create-once Secrets without data), in
+/// [`desired`]'s order.
+pub fn build_all(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> Vec<Object> {
+    desired(env, profile, ctx)
+        .into_iter()
+        .map(Desired::into_object)
+        .collect()
+}
+
 /// Every object of the environment, in apply order: identities and policies before pods,
 /// configuration before the workloads that mount it, the bootstrap Job after DynamoDB and
 /// the dashboard last. The controller gates the bootstrap Job on DynamoDB being available
 /// and the dashboard on keys and DynamoDB being ready ([`Object::component`]).
-pub fn build_all(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> Vec<Object> {
+pub fn desired(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext) -> Vec<Desired> {
     let plan = plan(env, profile);
     let mut out = Vec::new();
     let sa_components = [
@@ -162,46 +219,85 @@ pub fn build_all(env: &ValidatedSpec, profile: &TierProfile, ctx: &BuildContext)
     ];
     for (wanted, c) in sa_components {
         if wanted {
-            out.push(Object::ServiceAccount(service_account(env, c)));
+            out.push(apply(Object::ServiceAccount(service_account(env, c))));
         }
     }
     for c in plan.ingress_policies.into_iter().flatten() {
-        out.push(Object::NetworkPolicy(ingress_policy(env, profile, ctx, c)));
+        out.push(apply(Object::NetworkPolicy(ingress_policy(
+            env, profile, ctx, c,
+        ))));
     }
     if plan.dashboard_egress_policy {
-        out.push(Object::NetworkPolicy(dashboard_egress_policy(env, profile)));
+        out.push(apply(Object::NetworkPolicy(dashboard_egress_policy(
+            env, profile,
+        ))));
     }
     if plan.kms {
-        out.push(Object::Secret(keyring_secret(env)));
-        out.push(Object::Secret(kms_credentials_secret(env)));
+        out.push(Desired::CreateOnce(CreateOnce::Keyring(keyring_secret(
+            env,
+        ))));
+        out.push(Desired::CreateOnce(CreateOnce::Credentials {
+            shape: kms_credentials_secret(env),
+            fill: kms_credentials_secret_with,
+        }));
     }
     if plan.secrets_api {
-        out.push(Object::Secret(secrets_api_credentials_secret(env)));
+        out.push(Desired::CreateOnce(CreateOnce::Credentials {
+            shape: secrets_api_credentials_secret(env),
+            fill: secrets_api_credentials_secret_with,
+        }));
     }
-    out.push(Object::ConfigMap(topology_config_map(env, profile, ctx)));
+    out.push(apply(Object::ConfigMap(topology_config_map(
+        env, profile, ctx,
+    ))));
     if plan.kms {
-        out.push(Object::Deployment(kms_deployment(env, profile, ctx)));
-        out.push(Object::Service(kms_service(env, profile, ctx)));
+        out.push(apply(Object::Deployment(kms_deployment(env, profile, ctx))));
+        out.push(apply(Object::Service(kms_service(env, profile, ctx))));
     }
     if plan.dynamodb_pod {
         if let Some(pvc) = dynamodb_pvc(env, profile) {
-            out.push(Object::PersistentVolumeClaim(pvc));
+            out.push(apply(Object::PersistentVolumeClaim(pvc)));
         }
-        out.push(Object::Deployment(dynamodb_deployment(env, profile, ctx)));
-        out.push(Object::Service(dynamodb_service(env, profile, ctx)));
-        out.push(Object::Job(bootstrap_job(env, profile, ctx)));
+        out.push(apply(Object::Deployment(dynamodb_deployment(
+            env, profile, ctx,
+        ))));
+        out.push(apply(Object::Service(dynamodb_service(env, profile, ctx))));
+        out.push(apply(Object::Job(bootstrap_job(env, profile, ctx))));
     }
     if plan.secrets_api {
-        out.push(Object::Deployment(secrets_api_deployment(
+        out.push(apply(Object::Deployment(secrets_api_deployment(
             env, profile, ctx,
-        )));
-        out.push(Object::Service(secrets_api_service(env, profile, ctx)));
+        ))));
+        out.push(apply(Object::Service(secrets_api_service(
+            env, profile, ctx,
+        ))));
     }
     if plan.dashboard {
-        out.push(Object::Deployment(dashboard_deployment(env, profile, ctx)));
-        out.push(Object::Service(dashboard_service(env, profile, ctx)));
+        out.push(apply(Object::Deployment(dashboard_deployment(
+            env, profile, ctx,
+        ))));
+        out.push(apply(Object::Service(dashboard_service(env, profile, ctx))));
     }
     out
+}
+
+/// `Desired::Apply`, to keep [`desired`]'s list readable. [`desired`]'s list readable.
+fn apply(o: Object) -> Desired {
+    Desired::Apply(o)
+}
+
+/// Secrets an environment keeps once it has made them, whatever its spec says later: key
+/// material, credentials, the application's secrets and what is derived from them. None is
+/// removed as an orphan (the keyring's fate is the finalizer's).
+pub fn kept_secrets(env: &str) -> [String; 6] {
+    [
+        names::keyring(env),
+        names::kms_credentials(env),
+        names::secrets_api_credentials(env),
+        names::secrets(env),
+        names::rollout_key(env),
+        names::connection(env),
+    ]
 }
 
 /// Workloads that read `<env>-secrets`: their pod template carries the keyed

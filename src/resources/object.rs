@@ -1,4 +1,6 @@
-//! One built object of any kind the operator owns.
+//! One built object of any kind the operator owns, and the list of those kinds: the one
+//! place they are named. Watches, RBAC, orphan removal and `parity status` go through
+//! [`OwnedKind::ALL`].
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -12,67 +14,109 @@ use kube::api::{ApiResource, DynamicObject};
 
 use super::meta::{Component, LABEL_COMPONENT};
 
-// A handful per environment and reconcile; boxing would only make matching clumsier.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq)]
-pub enum Object {
-    ServiceAccount(ServiceAccount),
-    NetworkPolicy(NetworkPolicy),
-    Secret(Secret),
-    ConfigMap(ConfigMap),
-    PersistentVolumeClaim(PersistentVolumeClaim),
-    Deployment(Deployment),
-    Service(Service),
-    Job(Job),
-}
+/// Declares [`Object`] (one variant per owned kind, holding the typed object) and
+/// [`OwnedKind`] (the kind alone) from one list, so the two cannot disagree.
+macro_rules! owned_kinds {
+    ($($kind:ident),* $(,)?) => {
+        // A handful per environment and reconcile; boxing would only make matching clumsier.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Object {
+            $($kind($kind),)*
+        }
 
-macro_rules! each {
-    ($self:expr, $o:ident => $e:expr) => {
-        match $self {
-            Object::ServiceAccount($o) => $e,
-            Object::NetworkPolicy($o) => $e,
-            Object::Secret($o) => $e,
-            Object::ConfigMap($o) => $e,
-            Object::PersistentVolumeClaim($o) => $e,
-            Object::Deployment($o) => $e,
-            Object::Service($o) => $e,
-            Object::Job($o) => $e,
+        /// The kinds an environment can own.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum OwnedKind {
+            $($kind,)*
+        }
+
+        impl OwnedKind {
+            pub const ALL: &'static [OwnedKind] = &[$(OwnedKind::$kind,)*];
+
+            pub fn api_resource(self) -> ApiResource {
+                match self {
+                    $(OwnedKind::$kind => ApiResource::erase::<$kind>(&()),)*
+                }
+            }
+
+            /// `"Deployment"`, ...
+            pub fn kind(self) -> &'static str {
+                match self {
+                    $(OwnedKind::$kind => <$kind as k8s_openapi::Resource>::KIND,)*
+                }
+            }
+
+            /// The API group (`""` for the core group).
+            pub fn group(self) -> &'static str {
+                match self {
+                    $(OwnedKind::$kind => <$kind as k8s_openapi::Resource>::GROUP,)*
+                }
+            }
+
+            /// `"deployments"`, ...
+            pub fn plural(self) -> &'static str {
+                match self {
+                    $(OwnedKind::$kind => <$kind as k8s_openapi::Resource>::URL_PATH_SEGMENT,)*
+                }
+            }
+        }
+
+        impl Object {
+            pub fn owned_kind(&self) -> OwnedKind {
+                match self {
+                    $(Object::$kind(_) => OwnedKind::$kind,)*
+                }
+            }
+
+            pub fn meta(&self) -> &ObjectMeta {
+                match self {
+                    $(Object::$kind(o) => o.meta(),)*
+                }
+            }
+
+            pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+                match self {
+                    $(Object::$kind(o) => o.meta_mut(),)*
+                }
+            }
+
+            /// The object as JSON with apiVersion and kind, as server-side apply wants it.
+            pub fn to_value(&self) -> serde_json::Value {
+                // k8s-openapi's Serialize writes apiVersion and kind, and these types cannot fail.
+                match self {
+                    $(Object::$kind(o) => serde_json::to_value(o).unwrap_or_default(),)*
+                }
+            }
         }
     };
 }
 
-/// The kinds an environment can own, for watches and RBAC: (group, version, kind, plural).
-pub const OWNED_KINDS: [(&str, &str, &str, &str); 8] = [
-    ("", "v1", "ServiceAccount", "serviceaccounts"),
-    (
-        "networking.k8s.io",
-        "v1",
-        "NetworkPolicy",
-        "networkpolicies",
-    ),
-    ("", "v1", "Secret", "secrets"),
-    ("", "v1", "ConfigMap", "configmaps"),
-    ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-    ("apps", "v1", "Deployment", "deployments"),
-    ("", "v1", "Service", "services"),
-    ("batch", "v1", "Job", "jobs"),
-];
+owned_kinds!(
+    ServiceAccount,
+    NetworkPolicy,
+    Secret,
+    ConfigMap,
+    PersistentVolumeClaim,
+    Deployment,
+    Service,
+    Job,
+);
+
+impl OwnedKind {
+    /// The owned kind named `kind` (`"Deployment"`, ...).
+    pub fn parse(kind: &str) -> Option<OwnedKind> {
+        OwnedKind::ALL.iter().copied().find(|k| k.kind() == kind)
+    }
+}
 
 impl Object {
-    pub fn meta(&self) -> &ObjectMeta {
-        each!(self, o => o.meta())
-    }
-
-    pub fn meta_mut(&mut self) -> &mut ObjectMeta {
-        each!(self, o => o.meta_mut())
-    }
-
     pub fn name(&self) -> &str {
         self.meta().name.as_deref().unwrap_or_default()
     }
 
     pub fn kind(&self) -> &'static str {
-        self.api_resource_static().2
+        self.owned_kind().kind()
     }
 
     /// The `parity.dev/component` label.
@@ -84,28 +128,8 @@ impl Object {
             .and_then(|c| Component::parse(c))
     }
 
-    fn api_resource_static(&self) -> (&'static str, &'static str, &'static str, &'static str) {
-        let i = match self {
-            Object::ServiceAccount(_) => 0,
-            Object::NetworkPolicy(_) => 1,
-            Object::Secret(_) => 2,
-            Object::ConfigMap(_) => 3,
-            Object::PersistentVolumeClaim(_) => 4,
-            Object::Deployment(_) => 5,
-            Object::Service(_) => 6,
-            Object::Job(_) => 7,
-        };
-        OWNED_KINDS[i]
-    }
-
     pub fn api_resource(&self) -> ApiResource {
-        each!(self, o => api_resource_of(o))
-    }
-
-    /// The object as JSON with apiVersion and kind, as server-side apply wants it.
-    pub fn to_value(&self) -> serde_json::Value {
-        // k8s-openapi's Serialize writes apiVersion and kind, and these types cannot fail.
-        each!(self, o => serde_json::to_value(o).unwrap_or_default())
+        self.owned_kind().api_resource()
     }
 
     pub fn to_dynamic(&self) -> DynamicObject {
@@ -123,24 +147,38 @@ impl Object {
     }
 }
 
-fn api_resource_of<K: Resource<DynamicType = ()>>(_: &K) -> ApiResource {
-    ApiResource::erase::<K>(&())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The ApiResource of an owned kind by name (`"Deployment"`, ...), for dynamic list/delete.
-pub fn owned_api_resource(kind: &str) -> Option<ApiResource> {
-    OWNED_KINDS
-        .iter()
-        .find(|(_, _, k, _)| *k == kind)
-        .map(|(group, version, kind, plural)| ApiResource {
-            group: (*group).into(),
-            version: (*version).into(),
-            api_version: if group.is_empty() {
-                (*version).into()
-            } else {
-                format!("{group}/{version}")
-            },
-            kind: (*kind).into(),
-            plural: (*plural).into(),
-        })
+    #[test]
+    fn each_owned_kind_names_its_group_and_plural() {
+        let ar = OwnedKind::NetworkPolicy.api_resource();
+        assert_eq!(
+            (
+                ar.group.as_str(),
+                ar.api_version.as_str(),
+                ar.plural.as_str()
+            ),
+            (
+                "networking.k8s.io",
+                "networking.k8s.io/v1",
+                "networkpolicies"
+            )
+        );
+        assert_eq!(OwnedKind::ALL.len(), 8);
+        for k in OwnedKind::ALL {
+            let ar = k.api_resource();
+            assert_eq!(
+                (ar.kind.as_str(), ar.group.as_str(), ar.plural.as_str()),
+                (k.kind(), k.group(), k.plural())
+            );
+            assert_eq!(OwnedKind::parse(k.kind()), Some(*k));
+        }
+        assert_eq!(
+            OwnedKind::PersistentVolumeClaim.plural(),
+            "persistentvolumeclaims"
+        );
+        assert_eq!(OwnedKind::Deployment.group(), "apps");
+    }
 }

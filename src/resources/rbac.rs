@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-use super::object::OWNED_KINDS;
+use super::object::OwnedKind;
 
 fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
@@ -35,8 +35,11 @@ pub fn operator_rules() -> Vec<PolicyRule> {
         ),
     ];
     let mut by_group: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (group, _, _, plural) in OWNED_KINDS {
-        by_group.entry(group).or_default().push(plural);
+    for kind in OwnedKind::ALL {
+        by_group
+            .entry(kind.group())
+            .or_default()
+            .push(kind.plural());
     }
     for (group, mut plurals) in by_group {
         plurals.sort_unstable();

@@ -557,7 +557,7 @@ fn kms_credentials_secret_carries_the_keys_parity_kms_reads() {
         s.metadata.annotations.unwrap()[ANNOTATION_CREATE_ONCE],
         "true"
     );
-    // The shape build_all lists carries no data: the controller creates it once.
+    // The shape `desired` lists carries no data: the controller creates it once.
     assert!(kms_credentials_secret(&env).data.is_none());
 }
 

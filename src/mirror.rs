@@ -1,4 +1,4 @@
-//! Pure: what mirroring a Staging topology means for one environment. The source is a live
+//! Mirror evaluation, pure: what mirroring a Staging topology means for one environment. The source is a live
 //! Staging environment (spec.mirror.from) or a committed topology in a ConfigMap
 //! (spec.mirror.configMapRef). Its tables come from the source (with spec.mirror.overrides)
 //! unless the environment declares its own, in which case they are compared with the source
@@ -11,15 +11,14 @@ use crate::dynamo::drift::diff;
 use crate::dynamo::mirror::resolve;
 use crate::dynamo::topology::{Topology, TopologyError};
 use crate::resources::declared_topology;
-
-/// InSync as (in sync, reason, message).
-pub type SyncState = (bool, String, String);
+use crate::verdict::Verdict;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mirrored {
     /// The source's topology with the overrides applied.
     pub resolved: Option<Topology>,
-    pub in_sync: SyncState,
+    /// InSync.
+    pub in_sync: Verdict,
     pub drift: Vec<DriftEntry>,
 }
 
@@ -33,10 +32,6 @@ pub enum Source<'a> {
     /// A topology file standing in for spec.mirror.configMapRef outside the cluster
     /// (`parity render|dev --mirror-source`), as (file name, topology).
     File(Option<(&'a str, &'a Topology)>),
-}
-
-fn state(ok: bool, reason: &str, message: String) -> SyncState {
-    (ok, reason.to_string(), message)
 }
 
 /// The topology in spec.mirror.configMapRef's ConfigMap. Errors name the ConfigMap, the key
@@ -164,7 +159,7 @@ pub fn evaluate(env: &ValidatedSpec, source: Source) -> Result<Mirrored, FieldEr
     let Some(mirror) = &env.spec.mirror else {
         return Ok(Mirrored {
             resolved: None,
-            in_sync: state(true, "NotMirrored", "spec.mirror is not set".into()),
+            in_sync: Verdict::ok("NotMirrored", "spec.mirror is not set"),
             drift: Vec::new(),
         });
     };
@@ -184,8 +179,7 @@ pub fn evaluate(env: &ValidatedSpec, source: Source) -> Result<Mirrored, FieldEr
     }
     let (in_sync, drift) = match declared_topology(&env.spec) {
         None => (
-            state(
-                true,
+            Verdict::ok(
                 "Mirrored",
                 format!("{} tables copied from {from}", resolved.tables.len()),
             ),
@@ -195,11 +189,7 @@ pub fn evaluate(env: &ValidatedSpec, source: Source) -> Result<Mirrored, FieldEr
             let d = diff(&resolved, &own);
             if d.is_empty() {
                 (
-                    state(
-                        true,
-                        "InSync",
-                        format!("the declared topology matches {from}"),
-                    ),
+                    Verdict::ok("InSync", format!("the declared topology matches {from}")),
                     Vec::new(),
                 )
             } else {
@@ -214,8 +204,7 @@ pub fn evaluate(env: &ValidatedSpec, source: Source) -> Result<Mirrored, FieldEr
                     String::new()
                 };
                 (
-                    state(
-                        false,
+                    Verdict::not(
                         "Drifted",
                         format!(
                             "{count} difference(s) from {from}{more}; first: {}: expected {}, actual {}",
@@ -311,8 +300,8 @@ spec:
         assert_eq!(t.tables[0].provisioned_throughput, None);
         assert_eq!(t.tables[0].global_secondary_indexes[0].name, "byCustomer");
         assert_eq!(t.kms_key_aliases, ["alias/orders"]);
-        assert!(m.in_sync.0, "{:?}", m.in_sync);
-        assert_eq!(m.in_sync.1, "Mirrored");
+        assert!(m.in_sync.ok, "{:?}", m.in_sync);
+        assert_eq!(m.in_sync.reason.as_str(), "Mirrored");
         assert!(m.drift.is_empty());
     }
 
@@ -331,8 +320,8 @@ spec:
             Source::Environment(Some(&staging("customerId"))),
         )
         .expect("mirror");
-        assert_eq!(same.in_sync.1, "InSync", "{:?}", same.drift);
-        assert!(same.in_sync.0 && same.drift.is_empty());
+        assert_eq!(same.in_sync.reason.as_str(), "InSync", "{:?}", same.drift);
+        assert!(same.in_sync.ok && same.drift.is_empty());
 
         // Staging changes the index's key: exactly that difference is reported.
         let drifted = evaluate(
@@ -340,8 +329,8 @@ spec:
             Source::Environment(Some(&staging("accountId"))),
         )
         .expect("mirror");
-        assert!(!drifted.in_sync.0);
-        assert_eq!(drifted.in_sync.1, "Drifted");
+        assert!(!drifted.in_sync.ok);
+        assert_eq!(drifted.in_sync.reason.as_str(), "Drifted");
         assert_eq!(
             drifted.drift,
             [DriftEntry::new(
@@ -353,7 +342,7 @@ spec:
         assert!(
             drifted
                 .in_sync
-                .2
+                .message
                 .contains("1 difference(s) from team/staging")
         );
     }
@@ -426,9 +415,9 @@ spec:
             t.tables[1].provisioned_throughput, None,
             "PAY_PER_REQUEST override"
         );
-        assert_eq!(m.in_sync.1, "Mirrored");
+        assert_eq!(m.in_sync.reason.as_str(), "Mirrored");
         assert!(
-            m.in_sync.2.contains("ConfigMap team/app-topology"),
+            m.in_sync.message.contains("ConfigMap team/app-topology"),
             "{:?}",
             m.in_sync
         );

@@ -13,10 +13,11 @@ use kube::{Resource, ResourceExt};
 
 use serde_json::json;
 
-use super::reconcile::{claim_secret, create_once};
-use super::{Context, Error, FIELD_MANAGER};
+use super::create_once::{claim_secret, create_once};
 use crate::api::{Endpoints, KeySource, SecretsProvider, ValidatedSpec};
+use crate::controller::{Context, Error, FIELD_MANAGER, seed_secret};
 use crate::resources::{Component, Object, names, object_meta};
+use crate::verdict::Verdict;
 use zeroize::Zeroizing;
 
 use crate::secrets::{
@@ -24,17 +25,19 @@ use crate::secrets::{
     SecretsSchema, build_infisical_secret, new_rollout_key, rollout_hash, validate_synced_secret,
 };
 
-/// SecretsReady as (ready, reason, message).
-pub type SecretsState = (bool, String, String);
-
-fn state(ready: bool, reason: &str, message: impl Into<String>) -> SecretsState {
-    (ready, reason.to_string(), message.into())
+fn state(ready: bool, reason: &'static str, message: impl Into<String>) -> Verdict {
+    if ready {
+        Verdict::ok(reason, message)
+    } else {
+        Verdict::not(reason, message)
+    }
 }
 
 /// What the secrets step found: the condition, and the keyed rollout hash of `<env>-secrets`
 /// when it exists (for the pod templates of the workloads that read it).
 pub struct SecretsOutcome {
-    pub state: SecretsState,
+    /// SecretsReady.
+    pub state: Verdict,
     pub rollout_hash: Option<String>,
 }
 
@@ -77,7 +80,7 @@ async fn rollout_key(ctx: &Context, valid: &ValidatedSpec) -> Result<Zeroizing<V
             .map(|b| Zeroizing::new(b.0))
             .filter(|k| k.len() >= 32)
     };
-    if let Some(existing) = secrets.get_opt(&name).await? {
+    if let Some(existing) = secrets.get_opt(&name).await.map_err(Error::Secrets)? {
         claim_secret(ctx, valid, &existing.metadata).await?;
         if let Some(key) = read(existing) {
             return Ok(key);
@@ -95,7 +98,7 @@ async fn rollout_key(ctx: &Context, valid: &ValidatedSpec) -> Result<Zeroizing<V
     };
     create_once(ctx, valid, Object::Secret(secret)).await?;
     // Ours, or another replica's if it created the Secret first.
-    secrets.get_opt(&name).await?.and_then(read).ok_or_else(|| {
+    secrets.get_opt(&name).await.map_err(Error::Secrets)?.and_then(read).ok_or_else(|| {
         Error::keyring(format!(
             "Secret {name} exists without a 32-byte {ROLLOUT_KEY_KEY}: delete it to get a new one"
         ))
@@ -110,7 +113,8 @@ async fn roll_apps(ctx: &Context, valid: &ValidatedSpec, hash: &str) -> Result<(
     let selector = format!("{LABEL_SECRETS_FROM}={}", valid.name);
     let apps = deployments
         .list(&ListParams::default().labels(&selector))
-        .await?;
+        .await
+        .map_err(Error::Secrets)?;
     for app in apps {
         let current = app
             .spec
@@ -135,7 +139,8 @@ async fn roll_apps(ctx: &Context, valid: &ValidatedSpec, hash: &str) -> Result<(
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&patch),
             )
-            .await?;
+            .await
+            .map_err(Error::Secrets)?;
         ctx.metrics.wrote("apply");
         tracing::info!(name, namespace = %valid.namespace, "rolled app for changed secrets");
     }
@@ -147,7 +152,7 @@ async fn sync(
     ctx: &Context,
     valid: &ValidatedSpec,
     endpoints: &Endpoints,
-) -> Result<(SecretsState, Option<BTreeMap<String, Vec<u8>>>), Error> {
+) -> Result<(Verdict, Option<BTreeMap<String, Vec<u8>>>), Error> {
     let Some(schema_ref) = valid.spec.secrets.schema.as_ref() else {
         return Ok((
             state(
@@ -160,7 +165,11 @@ async fn sync(
     };
     let ns = &valid.namespace;
     let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(cm) = cms.get_opt(&schema_ref.name).await? else {
+    let Some(cm) = cms
+        .get_opt(&schema_ref.name)
+        .await
+        .map_err(Error::Secrets)?
+    else {
         return Ok((
             state(
                 false,
@@ -200,7 +209,7 @@ async fn sync(
 
     match valid.spec.secrets.provider {
         SecretsProvider::Local => {
-            let existing = secrets.get_opt(&name).await?;
+            let existing = secrets.get_opt(&name).await.map_err(Error::Secrets)?;
             if let Some(s) = &existing {
                 claim_secret(ctx, valid, &s.metadata).await?;
             }
@@ -235,7 +244,7 @@ async fn sync(
                 .collect();
             match existing {
                 None => {
-                    // Labelled with the keyring component: created once, never an orphan.
+                    // Created once; a kept Secret, never an orphan (resources::kept_secrets).
                     let meta = object_meta(valid, name.clone(), Component::Keyring);
                     let secret = Secret {
                         metadata: meta,
@@ -256,7 +265,8 @@ async fn sync(
                             },
                             &Patch::Merge(&patch),
                         )
-                        .await?;
+                        .await
+                        .map_err(Error::Secrets)?;
                     ctx.metrics.wrote("patch");
                 }
                 Some(_) => {}
@@ -297,7 +307,7 @@ async fn sync(
                 .await
             {
                 Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(kube::Error::Api(s)) if s.is_not_found() => {
                     return Ok((
                         state(
                             false,
@@ -307,9 +317,9 @@ async fn sync(
                         None,
                     ));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Error::Secrets(e)),
             }
-            match secrets.get_opt(&name).await? {
+            match secrets.get_opt(&name).await.map_err(Error::Secrets)? {
                 None => Ok((
                     state(
                         false,
@@ -345,9 +355,7 @@ async fn sync(
 
 async fn seed(ctx: &Context, valid: &ValidatedSpec) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
     match valid.spec.keys.local.seed_secret_ref.as_ref() {
-        Some(r) => Ok(Some(
-            super::seed_secret::read(ctx, &valid.namespace, r).await?,
-        )),
+        Some(r) => Ok(Some(seed_secret::read(ctx, &valid.namespace, r).await?)),
         None => Ok(None),
     }
 }
