@@ -11,6 +11,7 @@ use crate::api::{Decryption, Tier};
 use crate::duration::parse_duration;
 use crate::dynamo::connect::AwsArgs;
 use crate::dynamo::seed::FixtureSchema;
+use crate::dynamo::seed::fixture::schema_file_table;
 
 /// `--tier`'s spelling of each tier (the operator passes it; the CRD spells them `Local`, `CI`,
 /// `Staging`).
@@ -246,8 +247,6 @@ pub fn check_decryption(
     Ok(())
 }
 
-const SCHEMA_EXTENSIONS: &[&str] = &[".fixture.yaml", ".fixture.yml"];
-
 /// Reads the `<table>.fixture.yaml` schemas of a seeds directory, keyed by table name (with
 /// `prefix` added, as bootstrap does). Errors name the file and the reason.
 pub fn read_schemas(
@@ -264,7 +263,7 @@ pub fn read_schemas(
         .collect();
     names.sort();
     for name in names {
-        let Some(stem) = SCHEMA_EXTENSIONS.iter().find_map(|e| name.strip_suffix(e)) else {
+        let Some(stem) = schema_file_table(&name) else {
             continue;
         };
         let path = dir.join(&name);
@@ -291,7 +290,10 @@ mod tests {
             let err = check_decryption(tier, Decryption::Server, Some("http://kms")).unwrap_err();
             let msg = err.to_string();
             assert!(msg.contains("--decryption server"), "{msg}");
-            assert!(msg.contains(&format!("--tier {}", tier_flag(tier))), "{msg}");
+            assert!(
+                msg.contains(&format!("--tier {}", tier_flag(tier))),
+                "{msg}"
+            );
         }
         assert_eq!(
             check_decryption(Tier::Local, Decryption::Server, Some("http://kms")),

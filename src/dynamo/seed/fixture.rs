@@ -142,6 +142,11 @@ pub struct TableSeed {
 const DATA_EXTENSIONS: &[&str] = &[".jsonl", ".ndjson", ".json"];
 const SIDECAR_EXTENSIONS: &[&str] = &[".fixture.yaml", ".fixture.yml"];
 
+/// The table a `<table>.fixture.yaml` schema file is for; None for any other file name.
+pub fn schema_file_table(file_name: &str) -> Option<&str> {
+    strip_any(file_name, SIDECAR_EXTENSIONS)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -635,7 +640,7 @@ pub fn read_dir(
         {
             continue;
         }
-        if let Some(stem) = strip_any(&name, SIDECAR_EXTENSIONS) {
+        if let Some(stem) = schema_file_table(&name) {
             let parsed = std::fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|t| {
