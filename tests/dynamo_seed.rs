@@ -432,3 +432,150 @@ async fn encrypted_seed_fields_decrypt_back_through_the_key_service() {
         );
     }
 }
+
+/// In front of moto: forwards everything, except that each BatchWriteItem reaches moto with
+/// only the first half of its requests; the rest comes back as UnprocessedItems, as a
+/// throttled DynamoDB answers. Counts how often moto was asked to write each key.
+struct Throttle {
+    target: String,
+    http: reqwest::Client,
+    writes: std::sync::Mutex<HashMap<String, usize>>,
+    held_back: std::sync::atomic::AtomicUsize,
+}
+
+async fn throttle(
+    axum::extract::State(t): axum::extract::State<Arc<Throttle>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let batch_write = headers
+        .get("x-amz-target")
+        .is_some_and(|v| v == "DynamoDB_20120810.BatchWriteItem");
+    let mut body = body.to_vec();
+    let mut held = serde_json::Map::new();
+    if batch_write {
+        let mut req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        for (table, requests) in req["RequestItems"].as_object_mut().unwrap() {
+            let requests = requests.as_array_mut().unwrap();
+            let rest = requests.split_off(requests.len().div_ceil(2));
+            let mut writes = t.writes.lock().unwrap();
+            for r in requests.iter() {
+                let pk = r["PutRequest"]["Item"]["pk"]["S"].as_str().unwrap();
+                *writes.entry(pk.to_string()).or_default() += 1;
+            }
+            t.held_back
+                .fetch_add(rest.len(), std::sync::atomic::Ordering::Relaxed);
+            if !rest.is_empty() {
+                held.insert(table.clone(), serde_json::Value::Array(rest));
+            }
+        }
+        body = serde_json::to_vec(&req).unwrap();
+    }
+    let mut fwd = t.http.post(&t.target).body(body);
+    for (name, value) in &headers {
+        if !matches!(name.as_str(), "host" | "content-length") {
+            fwd = fwd.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let resp = fwd.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp.headers().get("content-type").cloned();
+    let mut out = resp.bytes().await.unwrap().to_vec();
+    if batch_write && status == 200 {
+        let mut v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let unprocessed = v
+            .as_object_mut()
+            .unwrap()
+            .entry("UnprocessedItems")
+            .or_insert_with(|| serde_json::json!({}));
+        for (table, rest) in held {
+            unprocessed[table] = rest;
+        }
+        out = serde_json::to_vec(&v).unwrap();
+    }
+    // The body changed, so moto's x-amz-crc32 is dropped (the SDK checks it when present).
+    let mut r = axum::response::Response::builder().status(status);
+    if let Some(ct) = content_type {
+        r = r.header("content-type", ct);
+    }
+    r.body(axum::body::Body::from(out)).unwrap()
+}
+
+#[tokio::test]
+async fn a_large_seed_in_parallel_batches_writes_every_item_once_resending_unprocessed_ones() {
+    const N: usize = 2_000;
+    let moto = Moto::start();
+    let t = Arc::new(Throttle {
+        target: format!("{}/", moto.endpoint),
+        http: reqwest::Client::new(),
+        writes: Default::default(),
+        held_back: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .fallback(axum::routing::any(throttle))
+        .with_state(t.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let topology = dir.path().join("topology.yaml");
+    std::fs::write(
+        &topology,
+        "tables:\n  - name: items\n    partitionKey: { name: pk, type: S }\n",
+    )
+    .unwrap();
+    let seeds = dir.path().join("seeds");
+    std::fs::create_dir(&seeds).unwrap();
+    let lines: String = (0..N)
+        .map(|i| format!("{{\"pk\": \"item-{i:05}\", \"n\": {i}}}\n"))
+        .collect();
+    std::fs::write(seeds.join("items.jsonl"), lines).unwrap();
+
+    let cli = Cli::parse_from([
+        "bootstrap",
+        "--endpoint",
+        &proxy,
+        "-f",
+        &topology.display().to_string(),
+        "--seeds",
+        &seeds.display().to_string(),
+        "--concurrency",
+        "8",
+    ]);
+    let summary = run_with(cli.args, None).await.unwrap();
+    assert_eq!(summary.items_written, N);
+
+    // Every key reached moto exactly once, although about half of each batch was sent back
+    // as unprocessed (25 -> 13 + 12 -> 6 + 6 -> ...).
+    let writes = t.writes.lock().unwrap().clone();
+    assert_eq!(writes.len(), N);
+    let twice: Vec<_> = writes.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "written more than once: {twice:?}");
+    assert!(
+        t.held_back.load(std::sync::atomic::Ordering::Relaxed) >= N / 2,
+        "the proxy sent items back as unprocessed"
+    );
+
+    // And the table holds them all (read from moto directly, past the proxy).
+    let c = ddb(&moto.endpoint);
+    let mut count = 0;
+    let mut start = None;
+    loop {
+        let out = c
+            .scan()
+            .table_name("items")
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        count += out.count as usize;
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    assert_eq!(count, N);
+    server.abort();
+}

@@ -7,26 +7,54 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::access::Cidr;
+use crate::api::{Decryption, Tier};
 use crate::duration::parse_duration;
 use crate::dynamo::connect::AwsArgs;
 use crate::dynamo::seed::FixtureSchema;
+use crate::dynamo::seed::fixture::schema_file_table;
 
-/// The environment's tier, as the operator passes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum TierArg {
-    Local,
-    Ci,
-    Staging,
+/// `--tier`'s spelling of each tier (the operator passes it; the CRD spells them `Local`, `CI`,
+/// `Staging`).
+pub fn tier_flag(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Local => "local",
+        Tier::Ci => "ci",
+        Tier::Staging => "staging",
+    }
 }
 
-/// What the dashboard does with encrypted attributes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DecryptionMode {
-    /// Decrypt through the environment's KMS-compatible key service (Local tier only).
-    Server,
-    /// Show envelope metadata only (the CRD's `Off`).
-    #[value(alias = "off")]
-    Disabled,
+/// `--decryption`'s spelling of each mode.
+pub fn decryption_flag(mode: Decryption) -> &'static str {
+    match mode {
+        Decryption::Server => "server",
+        Decryption::Disabled => "disabled",
+    }
+}
+
+// The flags take the API's own enums, so the dashboard has no copies of them to keep in step.
+impl clap::ValueEnum for Tier {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Tier::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(tier_flag(*self)))
+    }
+}
+
+impl clap::ValueEnum for Decryption {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Decryption::Server, Decryption::Disabled]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let v = clap::builder::PossibleValue::new(decryption_flag(*self));
+        Some(match self {
+            Decryption::Server => v.help(
+                "Decrypt through the environment's KMS-compatible key service (Local tier only)",
+            ),
+            // `off`: the spelling of earlier releases.
+            Decryption::Disabled => v.help("Show envelope metadata only").alias("off"),
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,11 +77,11 @@ pub struct DashboardArgs {
     pub aws: AwsArgs,
     /// The environment's tier. Decryption is refused outside `local`.
     #[arg(long, env = "PARITY_TIER", value_enum)]
-    pub tier: TierArg,
+    pub tier: Tier,
     /// `server` decrypts through the key service (Local tier only); `disabled` (alias `off`)
     /// shows envelope metadata only.
-    #[arg(long, env = "PARITY_DASHBOARD_DECRYPTION", value_enum, default_value_t = DecryptionMode::Disabled)]
-    pub decryption: DecryptionMode,
+    #[arg(long, env = "PARITY_DASHBOARD_DECRYPTION", value_enum, default_value_t = Decryption::Disabled)]
+    pub decryption: Decryption,
     /// KMS-compatible endpoint (`parity kms`); required with `--decryption server`.
     #[arg(long, env = "PARITY_KMS_ENDPOINT")]
     pub kms_endpoint: Option<String>,
@@ -149,16 +177,6 @@ pub enum ConfigError {
 
 pub const MAX_PAGE_SIZE: u32 = 500;
 
-impl TierArg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TierArg::Local => "local",
-            TierArg::Ci => "ci",
-            TierArg::Staging => "staging",
-        }
-    }
-}
-
 /// Checks the flags that no server may start with. Pure.
 pub fn check(args: &DashboardArgs) -> Result<(), ConfigError> {
     check_decryption(args.tier, args.decryption, args.kms_endpoint.as_deref())?;
@@ -197,23 +215,21 @@ fn valid_origin(o: &str) -> bool {
 }
 
 pub fn check_decryption(
-    tier: TierArg,
-    mode: DecryptionMode,
+    tier: Tier,
+    mode: Decryption,
     kms_endpoint: Option<&str>,
 ) -> Result<(), ConfigError> {
-    if mode != DecryptionMode::Server {
+    if mode != Decryption::Server {
         return Ok(());
     }
-    if tier != TierArg::Local {
-        return Err(ConfigError::DecryptionOutsideLocal(tier.as_str()));
+    if tier != Tier::Local {
+        return Err(ConfigError::DecryptionOutsideLocal(tier_flag(tier)));
     }
     if kms_endpoint.is_none_or(|e| e.trim().is_empty()) {
         return Err(ConfigError::MissingKmsEndpoint);
     }
     Ok(())
 }
-
-const SCHEMA_EXTENSIONS: &[&str] = &[".fixture.yaml", ".fixture.yml"];
 
 /// Reads the `<table>.fixture.yaml` schemas of a seeds directory, keyed by table name (with
 /// `prefix` added, as bootstrap does). Errors name the file and the reason.
@@ -231,7 +247,7 @@ pub fn read_schemas(
         .collect();
     names.sort();
     for name in names {
-        let Some(stem) = SCHEMA_EXTENSIONS.iter().find_map(|e| name.strip_suffix(e)) else {
+        let Some(stem) = schema_file_table(&name) else {
             continue;
         };
         let path = dir.join(&name);
@@ -254,33 +270,32 @@ mod tests {
 
     #[test]
     fn server_decryption_is_refused_outside_local_naming_the_flag() {
-        for tier in [TierArg::Ci, TierArg::Staging] {
-            let err =
-                check_decryption(tier, DecryptionMode::Server, Some("http://kms")).unwrap_err();
+        for tier in [Tier::Ci, Tier::Staging] {
+            let err = check_decryption(tier, Decryption::Server, Some("http://kms")).unwrap_err();
             let msg = err.to_string();
             assert!(msg.contains("--decryption server"), "{msg}");
-            assert!(msg.contains(&format!("--tier {}", tier.as_str())), "{msg}");
+            assert!(
+                msg.contains(&format!("--tier {}", tier_flag(tier))),
+                "{msg}"
+            );
         }
         assert_eq!(
-            check_decryption(TierArg::Local, DecryptionMode::Server, Some("http://kms")),
+            check_decryption(Tier::Local, Decryption::Server, Some("http://kms")),
             Ok(())
         );
-        for tier in [TierArg::Local, TierArg::Ci, TierArg::Staging] {
-            assert_eq!(
-                check_decryption(tier, DecryptionMode::Disabled, None),
-                Ok(())
-            );
+        for tier in [Tier::Local, Tier::Ci, Tier::Staging] {
+            assert_eq!(check_decryption(tier, Decryption::Disabled, None), Ok(()));
         }
     }
 
     #[test]
     fn server_decryption_needs_a_key_service() {
         assert_eq!(
-            check_decryption(TierArg::Local, DecryptionMode::Server, None),
+            check_decryption(Tier::Local, Decryption::Server, None),
             Err(ConfigError::MissingKmsEndpoint)
         );
         assert_eq!(
-            check_decryption(TierArg::Local, DecryptionMode::Server, Some(" ")),
+            check_decryption(Tier::Local, Decryption::Server, Some(" ")),
             Err(ConfigError::MissingKmsEndpoint)
         );
     }
@@ -347,10 +362,7 @@ mod tests {
     #[test]
     fn off_is_an_alias_of_disabled() {
         use clap::ValueEnum;
-        assert_eq!(
-            DecryptionMode::from_str("off", true),
-            Ok(DecryptionMode::Disabled)
-        );
+        assert_eq!(Decryption::from_str("off", true), Ok(Decryption::Disabled));
     }
 
     #[test]

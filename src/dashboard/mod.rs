@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 
-pub use config::{ConfigError, DashboardArgs, DecryptionMode, TierArg};
+pub use config::{ConfigError, DashboardArgs, decryption_flag, tier_flag};
 pub use hub::Hub;
 pub use view::{DashboardEnvelope, Kind};
 
@@ -79,7 +79,7 @@ pub async fn build(
     let credentials = dynamo::credentials(args.aws_credentials, &args.aws).await;
     let ddb = dynamo::dynamodb_client(args.dynamodb_endpoint.as_deref(), &args.aws, credentials);
     let decryptor = match (args.decryption, &args.kms_endpoint) {
-        (DecryptionMode::Server, Some(endpoint)) => Some(decrypt::Decryptor::new(
+        (crate::api::Decryption::Server, Some(endpoint)) => Some(decrypt::Decryptor::new(
             endpoint,
             &args.aws.region,
             &args.aws.access_key_id,

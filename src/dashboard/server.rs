@@ -24,13 +24,14 @@ use tokio::sync::watch;
 use super::access::{self, Cidr, HostPolicy};
 use super::assets;
 use super::audit::{Action, AuditLog, Record};
-use super::config::{DecryptionMode, MAX_PAGE_SIZE, TierArg};
+use super::config::{MAX_PAGE_SIZE, decryption_flag, tier_flag};
 use super::decrypt::Decryptor;
 use super::dynamo::{self, QueryError, key_label};
 use super::html::{self, ItemRow, ItemsView, PageMeta, TableSummary};
 use super::hub::Hub;
 use super::metrics::{Metrics, OutcomeLabels, RouteLabels};
 use super::view::{DashboardEnvelope, Kind, classify};
+use crate::api::{Decryption, Tier};
 use crate::dynamo::seed::item::{Item, key_text};
 use crate::dynamo::topology::Table;
 
@@ -49,8 +50,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub ready: AtomicBool,
     pub page_size: u32,
-    pub mode: DecryptionMode,
-    pub tier: TierArg,
+    pub mode: Decryption,
+    pub tier: Tier,
     pub notice: Option<String>,
     /// Flips to true on shutdown: live-feed connections close with "service restart".
     pub shutdown: watch::Receiver<bool>,
@@ -109,11 +110,8 @@ impl App {
 
     fn meta(&self) -> PageMeta<'_> {
         PageMeta {
-            mode: match self.mode {
-                DecryptionMode::Server => "server",
-                DecryptionMode::Disabled => "disabled",
-            },
-            tier: self.tier.as_str(),
+            mode: decryption_flag(self.mode),
+            tier: tier_flag(self.tier),
             notice: self.notice.as_deref(),
         }
     }
@@ -304,7 +302,7 @@ async fn tables_api(State(app): State<Arc<App>>) -> Response {
             })
         })
         .collect();
-    Json(json!({ "tables": tables, "decryption": app.meta().mode, "tier": app.tier.as_str() }))
+    Json(json!({ "tables": tables, "decryption": app.meta().mode, "tier": tier_flag(app.tier) }))
         .into_response()
 }
 

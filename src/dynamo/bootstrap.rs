@@ -65,8 +65,10 @@ pub struct BootstrapArgs {
     /// How long one table change may take to become ACTIVE.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub table_timeout: Duration,
-    /// Seed batches (and encryptions) in flight.
-    #[arg(long, default_value_t = 4)]
+    /// Seed requests (BatchGetItem, BatchWriteItem) and encryptions in flight. 16 reaches
+    /// moto's ceiling (docs/performance.md); throttled items come back unprocessed and are
+    /// resent with backoff, so a busier endpoint slows the load instead of failing it.
+    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// KMS-compatible endpoint (`parity kms`, AWS KMS) for fields fixtures mark encrypted.
     #[arg(long, env = "PARITY_KMS_ENDPOINT", requires = "kms_key_id")]

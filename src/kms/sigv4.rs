@@ -1,14 +1,16 @@
 //! AWS Signature Version 4 verification for incoming requests: rebuild the canonical request
 //! and string to sign from what arrived, derive the signing key from the configured secret
-//! and compare in constant time. The derived keys are wiped when verification ends: each one
-//! signs for the whole day of its scope.
+//! and compare in constant time. The key derivation and the final HMAC are aws-sigv4's (the
+//! SDK's own signer), so both ends share one implementation of the key chain; our copy of
+//! the signing key is wiped when verification ends (it signs for the whole day of its
+//! scope). aws-sigv4 does not wipe its intermediate keys (kDate, kRegion, kService).
 
-use hmac::{Hmac, Mac};
+use std::time::SystemTime;
+
+use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Longest accepted difference between the request's X-Amz-Date and the server clock (AWS
 /// KMS allows the same 5 minutes).
@@ -147,27 +149,17 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthError> {
     })
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length.
-    let mut m = HmacSha256::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    m.update(data);
-    m.finalize().into_bytes().into()
-}
-
-/// The SigV4 key chain: kSecret -> kDate -> kRegion -> kService -> kSigning. Every link is
-/// wiped when dropped (kSigning signs anything for that day, region and service).
+/// kSigning for the UTC day of `time`, copied into a buffer that is wiped when dropped.
 fn signing_key(
     secret: &str,
-    date: &str,
+    time: SystemTime,
     region: &str,
     service: &str,
 ) -> zeroize::Zeroizing<[u8; 32]> {
-    let k_secret = zeroize::Zeroizing::new(format!("AWS4{secret}").into_bytes());
-    let k_date = zeroize::Zeroizing::new(hmac(&k_secret, date.as_bytes()));
-    let k_region = zeroize::Zeroizing::new(hmac(&*k_date, region.as_bytes()));
-    let k_service = zeroize::Zeroizing::new(hmac(&*k_region, service.as_bytes()));
-    zeroize::Zeroizing::new(hmac(&*k_service, b"aws4_request"))
+    let derived = generate_signing_key(secret, time, region, service);
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(derived.as_ref());
+    out
 }
 
 fn canonical_header_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -280,13 +272,14 @@ pub fn verify(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
+    // The scope's date was checked against X-Amz-Date above, so the day of `when` is it.
     let k_signing = signing_key(
         &creds.secret_access_key,
-        auth.date,
+        SystemTime::from(when),
         auth.region,
         auth.service,
     );
-    let expected = hex::encode(hmac(&*k_signing, string_to_sign.as_bytes()));
+    let expected = calculate_signature(*k_signing, string_to_sign.as_bytes());
     if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
         Ok(())
     } else {
@@ -297,6 +290,13 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+
+    fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
 
     /// The "get-vanilla" case of the AWS SigV4 test suite (service "service", secret
     /// wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY), adapted to the kms service name by
@@ -490,7 +490,10 @@ mod tests {
     fn signing_key_matches_aws_example_and_is_wiped_on_drop() {
         let k = signing_key(
             "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            "20120215",
+            "2012-02-15T12:00:00Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .into(),
             "us-east-1",
             "iam",
         );

@@ -16,8 +16,8 @@ use super::{
     BuildContext, DASHBOARD_NODE_PORT, DASHBOARD_PORT, KMS_ACCESS_KEY_ID_KEY,
     KMS_SECRET_ACCESS_KEY_KEY, SEED_DIR, TOPOLOGY_DIR, TOPOLOGY_FILE, endpoints, plan,
 };
-use crate::api::{Decryption, Tier, ValidatedSpec};
-use crate::dashboard::config::CredentialSource;
+use crate::api::{Decryption, ValidatedSpec};
+use crate::dashboard::config::{CredentialSource, decryption_flag, tier_flag};
 use crate::tier::TierProfile;
 
 /// Whether this environment's dashboard decrypts: asked for, and allowed by the tier.
@@ -42,19 +42,19 @@ pub fn dashboard_deployment(
         region(env),
         // The binary refuses `--decryption server` outside local on its own too.
         "--tier".to_string(),
-        match env.tier() {
-            Tier::Local => "local",
-            Tier::Ci => "ci",
-            Tier::Staging => "staging",
-        }
-        .to_string(),
+        tier_flag(env.tier()).to_string(),
     ];
     if let Some(dynamodb) = &ep.dynamodb {
         args.extend(["--dynamodb-endpoint".to_string(), dynamodb.clone()]);
     }
     args.extend([
         "--decryption".to_string(),
-        if decrypts { "server" } else { "disabled" }.to_string(),
+        decryption_flag(if decrypts {
+            Decryption::Server
+        } else {
+            Decryption::Disabled
+        })
+        .to_string(),
     ]);
     if decrypts && let Some(kms) = &ep.kms {
         args.extend(["--kms-endpoint".to_string(), kms.clone()]);

@@ -188,18 +188,17 @@ fn node_ports(profile: &TierProfile, ctx: &BuildContext) -> bool {
     ctx.node_ports && profile.node_ports_allowed
 }
 
-/// The port of an `http(s)://host[:port][/path]` URL.
+/// The port of an `http(s)://host[:port][/path]` URL: explicit, else the scheme's default
+/// (validate() has already checked the endpoint; anything unparsable falls back to 443).
 fn url_port(url: &str) -> i32 {
-    let (default, rest) = match url.split_once("://") {
-        Some(("http", rest)) => (80, rest),
-        Some((_, rest)) => (443, rest),
-        None => (443, url),
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return 443;
     };
-    let authority = rest.split('/').next().unwrap_or_default();
-    authority
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .unwrap_or(default)
+    match (uri.port_u16(), uri.scheme()) {
+        (Some(p), _) => i32::from(p),
+        (None, Some(s)) if *s == http::uri::Scheme::HTTP => 80,
+        _ => 443,
+    }
 }
 
 #[cfg(test)]
@@ -212,5 +211,7 @@ mod tests {
         );
         assert_eq!(super::url_port("http://10.0.0.1:8000/x"), 8000);
         assert_eq!(super::url_port("http://ddb"), 80);
+        assert_eq!(super::url_port("http://[fd00::1]:8000"), 8000);
+        assert_eq!(super::url_port("https://[fd00::1]"), 443);
     }
 }

@@ -142,6 +142,11 @@ pub struct TableSeed {
 const DATA_EXTENSIONS: &[&str] = &[".jsonl", ".ndjson", ".json"];
 const SIDECAR_EXTENSIONS: &[&str] = &[".fixture.yaml", ".fixture.yml"];
 
+/// The table a `<table>.fixture.yaml` schema file is for; None for any other file name.
+pub fn schema_file_table(file_name: &str) -> Option<&str> {
+    strip_any(file_name, SIDECAR_EXTENSIONS)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -150,46 +155,36 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// Start offsets of the elements of a top-level JSON array in `text` (which must be valid
-/// JSON; call after parsing it).
-fn array_element_offsets(text: &str) -> Vec<usize> {
-    let b = text.as_bytes();
+/// The elements of a top-level JSON array with their start offsets, one element at a time
+/// through serde_json's stream (its byte_offset says where each ends). None when `text` is
+/// not one well-formed array: the caller then parses it whole for serde_json's own error.
+fn array_elements(text: &str) -> Option<Vec<(usize, Value)>> {
+    // JSON's whitespace only: anything else between elements is a syntax error.
+    let skip_ws = |from: usize| {
+        from + text[from..].len()
+            - text[from..]
+                .trim_start_matches([' ', '\t', '\n', '\r'])
+                .len()
+    };
+    let mut pos = skip_ws(0);
+    if !text[pos..].starts_with('[') {
+        return None;
+    }
+    pos = skip_ws(pos + 1);
     let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut expect_element = false;
-    for (i, &c) in b.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_string = false;
+    if !text[pos..].starts_with(']') {
+        loop {
+            let mut stream = serde_json::Deserializer::from_str(&text[pos..]).into_iter::<Value>();
+            out.push((pos, stream.next()?.ok()?));
+            pos = skip_ws(pos + stream.byte_offset());
+            match text[pos..].chars().next()? {
+                ',' => pos = skip_ws(pos + 1),
+                ']' => break,
+                _ => return None,
             }
-            continue;
-        }
-        if expect_element && !c.is_ascii_whitespace() {
-            expect_element = false;
-            if c != b']' {
-                out.push(i);
-            }
-        }
-        match c {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth == 1 && c == b'[' {
-                    expect_element = true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b',' if depth == 1 => expect_element = true,
-            _ => {}
         }
     }
-    out
+    (skip_ws(pos + 1) == text.len()).then_some(out)
 }
 
 /// Raw JSON values of a file with their line numbers; syntax errors are reported per line
@@ -211,18 +206,24 @@ fn raw_values(file: &str, text: &str, errors: &mut Errors) -> Vec<(usize, Value)
         return out;
     }
     if trimmed.starts_with('[') {
+        if let Some(values) = array_elements(text) {
+            return values
+                .into_iter()
+                .map(|(offset, v)| (line_of(text, offset), v))
+                .collect();
+        }
         return match serde_json::from_str::<Value>(text) {
-            Ok(Value::Array(values)) => {
-                let offsets = array_element_offsets(text);
-                values
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| (offsets.get(i).map_or(1, |o| line_of(text, *o)), v))
-                    .collect()
-            }
-            Ok(_) => Vec::new(),
             Err(e) => {
                 errors.push(file, Some(e.line()), format!("invalid JSON: {e}"));
+                Vec::new()
+            }
+            // Valid JSON the walk above could not follow: say so rather than drop items.
+            Ok(_) => {
+                errors.push(
+                    file,
+                    None,
+                    "could not locate the elements of the top-level array",
+                );
                 Vec::new()
             }
         };
@@ -639,7 +640,7 @@ pub fn read_dir(
         {
             continue;
         }
-        if let Some(stem) = strip_any(&name, SIDECAR_EXTENSIONS) {
+        if let Some(stem) = schema_file_table(&name) {
             let parsed = std::fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|t| {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, PutRequest, Select, WriteRequest,
+};
 use futures::{StreamExt, stream};
 
 use super::fixture::TableSeed;
@@ -160,11 +162,13 @@ pub fn key_signature(table: &Table, item: &Item) -> String {
         .join("\u{1f}")
 }
 
-/// Which of `items` already exist in the table (by key), with BatchGetItem reading keys only.
+/// Which of `items` already exist in the table (by key), with BatchGetItem reading keys only,
+/// `concurrency` requests in flight.
 pub async fn existing_keys(
     client: &Client,
     table: &Table,
     items: &[Item],
+    concurrency: usize,
 ) -> anyhow::Result<HashSet<String>> {
     let key_names: Vec<&str> = table
         .key_attributes()
@@ -180,9 +184,9 @@ pub async fn existing_keys(
         .map(|i| format!("#k{i}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut found = HashSet::new();
-    for chunk in items.chunks(BATCH_GET_SIZE) {
-        let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
+    let (names, projection) = (&names, projection.as_str());
+    let chunks = items.chunks(BATCH_GET_SIZE).map(|chunk| {
+        chunk
             .iter()
             .map(|item| {
                 key_names
@@ -190,43 +194,77 @@ pub async fn existing_keys(
                     .filter_map(|k| item.get(*k).map(|v| (k.to_string(), v.clone())))
                     .collect()
             })
-            .collect();
-        let mut backoff = retry_backoff();
-        let mut attempt = 1;
-        while !keys.is_empty() {
-            let req = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut keys)))
-                .projection_expression(&projection)
-                .set_expression_attribute_names(Some(names.clone()))
-                .build()?;
-            let out = client
-                .batch_get_item()
-                .request_items(&table.name, req)
-                .send()
-                .await
-                .map_err(|e| anyhow!("BatchGetItem {}: {}", table.name, error_chain(&e)))?;
-            if let Some(items) = out.responses.and_then(|mut r| r.remove(&table.name)) {
-                found.extend(items.iter().map(|i| key_signature(table, i)));
+            .collect::<Vec<HashMap<String, AttributeValue>>>()
+    });
+    let mut found = HashSet::new();
+    let mut results = stream::iter(chunks)
+        .map(|keys| existing_in_chunk(client, table, keys, projection, names))
+        .buffer_unordered(concurrency.max(1));
+    while let Some(keys) = results.next().await {
+        found.extend(keys?);
+    }
+    Ok(found)
+}
+
+/// The key signatures of those of `keys` (at most 100) that exist, unprocessed keys asked
+/// again with backoff.
+async fn existing_in_chunk(
+    client: &Client,
+    table: &Table,
+    mut keys: Vec<HashMap<String, AttributeValue>>,
+    projection: &str,
+    names: &HashMap<String, String>,
+) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut backoff = retry_backoff();
+    let mut attempt = 1;
+    while !keys.is_empty() {
+        let req = KeysAndAttributes::builder()
+            .set_keys(Some(std::mem::take(&mut keys)))
+            .projection_expression(projection)
+            .set_expression_attribute_names(Some(names.clone()))
+            .build()?;
+        let out = client
+            .batch_get_item()
+            .request_items(&table.name, req)
+            .send()
+            .await
+            .map_err(|e| anyhow!("BatchGetItem {}: {}", table.name, error_chain(&e)))?;
+        if let Some(items) = out.responses.and_then(|mut r| r.remove(&table.name)) {
+            found.extend(items.iter().map(|i| key_signature(table, i)));
+        }
+        keys = out
+            .unprocessed_keys
+            .and_then(|mut u| u.remove(&table.name))
+            .map(|k| k.keys)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            if attempt >= MAX_BATCH_ATTEMPTS {
+                bail!(
+                    "BatchGetItem {}: {} keys still unprocessed after {attempt} attempts",
+                    table.name,
+                    keys.len()
+                );
             }
-            keys = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&table.name))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                if attempt >= MAX_BATCH_ATTEMPTS {
-                    bail!(
-                        "BatchGetItem {}: {} keys still unprocessed after {attempt} attempts",
-                        table.name,
-                        keys.len()
-                    );
-                }
-                tokio::time::sleep(backoff.next_delay()).await;
-                attempt += 1;
-            }
+            tokio::time::sleep(backoff.next_delay()).await;
+            attempt += 1;
         }
     }
     Ok(found)
+}
+
+/// Whether `table` holds no item (a strongly consistent Scan of at most one).
+async fn is_empty(client: &Client, table: &str) -> anyhow::Result<bool> {
+    let out = client
+        .scan()
+        .table_name(table)
+        .limit(1)
+        .select(Select::Count)
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| anyhow!("Scan {table}: {}", error_chain(&e)))?;
+    Ok(out.count == 0 && out.last_evaluated_key.is_none())
 }
 
 /// Loads one table's seed items according to `mode`.
@@ -241,8 +279,11 @@ pub async fn load_table(
     let items: Vec<Item> = seed.items.into_iter().map(|s| s.item).collect();
     let items = match mode {
         SeedMode::Overwrite => items,
+        // An empty table (a first bootstrap) has none of the keys: one Scan instead of a
+        // BatchGetItem per 100 items, work the endpoint would do on top of the writes.
+        SeedMode::Missing if is_empty(client, &table.name).await? => items,
         SeedMode::Missing => {
-            let existing = existing_keys(client, table, &items).await?;
+            let existing = existing_keys(client, table, &items, concurrency).await?;
             items
                 .into_iter()
                 .filter(|i| !existing.contains(&key_signature(table, i)))
