@@ -12,6 +12,7 @@ pub mod dev;
 pub mod duration;
 pub mod dynamo;
 pub mod kms;
+pub mod operator_bin;
 pub mod probe;
 pub mod resources;
 pub mod secrets;
