@@ -17,8 +17,8 @@ PARITY := $(CARGO_TARGET_DIR)/debug/parity
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-build: ## build the parity binary
-	cargo build --bin parity
+build: ## build the parity binary and the lean parity-operator
+	cargo build --bin parity --bin parity-operator
 
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check

@@ -57,6 +57,13 @@ def rss_kib(pid, field="VmRSS"):
     return 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of `pid` so far (children excluded)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 STARTED = []
 
 
@@ -147,6 +154,40 @@ def wrk(url, script, conns, seconds, cpu):
     }
 
 
+def record(pid, out_dir, name, seconds):
+    """perf record of `pid` for the length of one wrk run. Stacks are unwound from the DWARF
+    call frame information; function names need a build with symbols
+    (CARGO_PROFILE_RELEASE_STRIP=false)."""
+    os.makedirs(out_dir, exist_ok=True)
+    data = os.path.join(out_dir, f"perf-{name}.data")
+    p = subprocess.Popen(["perf", "record", "-q", "-F", "999", "--call-graph", "dwarf",
+                          "-p", str(pid), "-o", data, "--", "sleep", str(seconds)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return (p, data)
+
+
+def fold(perf, out_dir, name):
+    """Folded stacks (one line per stack, `a;b;c count`), the input of any flame graph tool."""
+    p, data = perf
+    p.wait()
+    script = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True).stdout
+    stacks, frames = {}, []
+    for line in script.splitlines() + [""]:
+        if not line.strip():
+            if frames:
+                key = ";".join(reversed(frames))
+                stacks[key] = stacks.get(key, 0) + 1
+            frames = []
+        elif line.startswith(("\t", " ")):
+            parts = line.split(None, 1)
+            sym = parts[1].rsplit(" (", 1)[0] if len(parts) > 1 else "?"
+            frames.append(sym.split("+0x")[0].replace(";", ":"))
+    with open(os.path.join(out_dir, f"perf-{name}.folded"), "w") as f:
+        for k, v in sorted(stacks.items()):
+            f.write(f"{k} {v}\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--parity", required=True)
@@ -155,7 +196,12 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", default="1,8,32")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--servers", default="parity kms,local-kms,moto",
+                    help="comma-separated subset to run (the ratios need all three)")
+    ap.add_argument("--perf-dir", help="record `perf` call stacks of parity kms during each of "
+                    "its runs into this directory (perf-<op>-c<N>.data and .folded)")
     a = ap.parse_args()
+    wanted = set(a.servers.split(","))
     server_cpu, load_cpu = "0", "1"
     work = tempfile.mkdtemp(prefix="kms-peers-")
     servers = []
@@ -181,19 +227,23 @@ def main():
             f"--access-key-id={key_id}", f"--region={REGION}",
         ], port, {"RUST_LOG": "warn"}, server_cpu), key_id, secret, "alias/parity/bench"))
 
-        port = free_port()
-        data = os.path.join(work, "local-kms")
-        os.makedirs(data)
-        lk = Server("local-kms", [a.local_kms], port,
-                    {"PORT": str(port), "KMS_REGION": REGION, "KMS_DATA_PATH": data,
-                     "KMS_ACCOUNT_ID": "111122223333"}, server_cpu)
-        k = client(lk.url, "bench", "bench").create_key()["KeyMetadata"]["KeyId"]
-        servers.append((lk, "bench", "bench", k))
+        if "local-kms" in wanted:
+            port = free_port()
+            data = os.path.join(work, "local-kms")
+            os.makedirs(data)
+            lk = Server("local-kms", [a.local_kms], port,
+                        {"PORT": str(port), "KMS_REGION": REGION, "KMS_DATA_PATH": data,
+                         "KMS_ACCOUNT_ID": "111122223333"}, server_cpu)
+            k = client(lk.url, "bench", "bench").create_key()["KeyMetadata"]["KeyId"]
+            servers.append((lk, "bench", "bench", k))
 
-        port = free_port()
-        mo = Server("moto", [a.moto, "-H", "127.0.0.1", "-p", str(port)], port, None, server_cpu)
-        k = client(mo.url, "bench", "bench").create_key()["KeyMetadata"]["KeyId"]
-        servers.append((mo, "bench", "bench", k))
+        if "moto" in wanted:
+            port = free_port()
+            mo = Server("moto", [a.moto, "-H", "127.0.0.1", "-p", str(port)], port, None,
+                        server_cpu)
+            k = client(mo.url, "bench", "bench").create_key()["KeyMetadata"]["KeyId"]
+            servers.append((mo, "bench", "bench", k))
+        servers = [s for s in servers if s[0].name in wanted]
 
         conns = [int(c) for c in a.connections.split(",")]
         results = []
@@ -210,7 +260,18 @@ def main():
                     # Signed just before the run: the signature is valid for 5 minutes.
                     script = os.path.join(work, f"{op}.lua")
                     lua(signed(srv.url, kid, sec, op, body), body, script)
+                    perf = None
+                    if a.perf_dir and srv.name == "parity kms":
+                        perf = record(srv.proc.pid, a.perf_dir, f"{op}-c{n}", a.seconds)
+                    cpu0 = cpu_seconds(srv.proc.pid)
                     r = wrk(srv.url, script, n, a.seconds, load_cpu)
+                    # The server's own CPU per request: at 1 connection, the rest of each
+                    # round trip is the kernel's loopback path, wake-ups and wrk.
+                    r["cpu_us"] = (cpu_seconds(srv.proc.pid) - cpu0) * 1e6 / max(
+                        r["rps"] * a.seconds, 1)
+                    if perf:
+                        fold(perf, a.perf_dir, f"{op}-c{n}")
+                        os.remove(perf[1])
                     r.update(server=srv.name, op=op, connections=n,
                              rss_mib=rss_kib(srv.proc.pid) / 1024,
                              peak_rss_mib=rss_kib(srv.proc.pid, "VmHWM") / 1024)
@@ -218,19 +279,23 @@ def main():
                     status = "FAILED: %d non-2xx" % r["bad"] if r["bad"] else ""
                     print(f"{srv.name:>10} {op:>15} c={n:<3} {r['rps']:>9.0f} req/s "
                           f"p50 {r['p50']:6.2f} ms p99 {r['p99']:6.2f} ms "
+                          f"cpu {r['cpu_us']:5.1f} us/req "
                           f"rss {r['rss_mib']:5.1f} MiB {status}", file=sys.stderr, flush=True)
         print()
-        print("| server | operation | connections | req/s | p50 ms | p99 ms | RSS MiB (peak) |")
-        print("|---|---|---|---|---|---|---|")
+        print("| server | operation | connections | req/s | p50 ms | p99 ms | server CPU µs/req "
+              "| RSS MiB (peak) |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in results:
             rps = "failed" if r["bad"] else f"{r['rps']:.0f}"
             print(f"| {r['server']} | {r['op']} | {r['connections']} | {rps} | {r['p50']:.2f} "
-                  f"| {r['p99']:.2f} | {r['rss_mib']:.1f} ({r['peak_rss_mib']:.1f}) |")
-        print()
-        print("| operation | connections | parity kms / local-kms | parity kms / moto |")
-        print("|---|---|---|---|")
+                  f"| {r['p99']:.2f} | {r['cpu_us']:.0f} "
+                  f"| {r['rss_mib']:.1f} ({r['peak_rss_mib']:.1f}) |")
         by = {(r["server"], r["op"], r["connections"]): r for r in results}
-        for op in ("GenerateDataKey", "Decrypt"):
+        if len(servers) == 3:
+            print()
+            print("| operation | connections | parity kms / local-kms | parity kms / moto |")
+            print("|---|---|---|---|")
+        for op in ("GenerateDataKey", "Decrypt") if len(servers) == 3 else ():
             for n in conns:
                 p, l, m = (by[(s, op, n)]["rps"] for s in ("parity kms", "local-kms", "moto"))
                 print(f"| {op} | {n} | {p / l:.1f}x | {p / m:.1f}x |")

@@ -3,6 +3,9 @@
 # moto's KMS, under the same signed GenerateDataKey and Decrypt load from wrk at 1, 8 and 32
 # connections (bench/kms_peers.py). Server on core 0, wrk on core 1.
 #   usage: bench/kms_peers.sh [--seconds N] [--connections 1,8,32] [--json FILE]
+#                             [--servers 'parity kms,local-kms,moto'] [--perf-dir DIR]
+# --perf-dir records `perf` stacks of parity kms into DIR as folded stacks (the input of any
+# flame graph tool); build with symbols for names: CARGO_PROFILE_RELEASE_STRIP=false.
 # Needs: go, cargo, python3, taskset, wrk (Debian's; installed with apt-get when root).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -17,6 +17,7 @@ pub mod formats;
 pub mod kms;
 pub mod manifest;
 pub mod mirror;
+pub mod operator_bin;
 pub mod resources;
 pub mod secrets;
 pub mod signal;

@@ -54,19 +54,18 @@ fn operator_args_parse_with_parity_operator() {
         .find(|d| d["kind"] == "Deployment")
         .expect("a Deployment in the chart");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let mut argv = vec!["parity".to_string()];
+    assert_eq!(
+        container["command"],
+        serde_json::json!(["/usr/local/bin/parity-operator"])
+    );
+    let mut argv = vec!["parity-operator".to_string()];
     for a in container["args"].as_array().unwrap() {
         argv.push(a.as_str().unwrap().to_string());
     }
     assert!(argv.contains(&"--leader-elect".to_string()));
-    let cli = parity_operator::cli::Cli::try_parse_from(&argv)
-        .unwrap_or_else(|e| panic!("parity rejects the chart's args {argv:?}: {e}"));
-    match cli.command {
-        parity_operator::cli::Command::Operator(args) => {
-            assert_eq!(args.watch_namespaces, ["team-a", "team-b"]);
-        }
-        _ => panic!("not the operator command: {argv:?}"),
-    }
+    let cli = parity_operator::operator_bin::OperatorCli::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("parity-operator rejects the chart's args {argv:?}: {e}"));
+    assert_eq!(cli.operator.watch_namespaces, ["team-a", "team-b"]);
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use clap::Parser;
-use parity_operator::cli::{Cli, Command as Sub};
 use parity_operator::controller::OperatorArgs;
+use parity_operator::operator_bin::OperatorCli;
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -101,17 +101,21 @@ fn args(docs: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// The Deployment's arguments as `parity` parses them: a toggle whose flag the binary does
-/// not know fails here, not in a crash-looping pod.
+/// The Deployment's arguments as the image's lean `parity-operator` parses them: a toggle
+/// whose flag the binary does not know fails here, not in a crash-looping pod.
 fn operator_args(docs: &[Value]) -> OperatorArgs {
-    let argv = std::iter::once("parity".to_string()).chain(args(docs));
-    match Cli::try_parse_from(argv) {
-        Ok(Cli {
-            command: Sub::Operator(a),
-            ..
-        }) => *a,
-        Ok(_) => panic!("not the operator command: {:?}", args(docs)),
-        Err(e) => panic!("parity rejects the chart's args {:?}: {e}", args(docs)),
+    assert_eq!(
+        container(docs)["command"],
+        json!(["/usr/local/bin/parity-operator"]),
+        "the chart runs the lean operator executable the image ships"
+    );
+    let argv = std::iter::once("parity-operator".to_string()).chain(args(docs));
+    match OperatorCli::try_parse_from(argv) {
+        Ok(cli) => cli.operator,
+        Err(e) => panic!(
+            "parity-operator rejects the chart's args {:?}: {e}",
+            args(docs)
+        ),
     }
 }
 
