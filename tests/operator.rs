@@ -142,6 +142,13 @@ async fn staging_environment_uses_external_services_and_holds_no_local_keys() {
         Some("External".into())
     );
     assert!(names(&ns.api::<Deployment>()).await.is_empty());
+    // spec.dynamodb.tables still works, and its user is told where the tables belong now.
+    let deprecated = wait_warning(&ns, "DeprecatedField").await;
+    let note = deprecated.note.unwrap_or_default();
+    assert!(
+        note.contains("spec.dynamodb.tables") && note.contains("spec.topology.tables"),
+        "{note}"
+    );
     assert!(
         !names(&ns.api::<Secret>())
             .await

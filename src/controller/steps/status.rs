@@ -29,6 +29,9 @@ const RESYNC: Duration = Duration::from_secs(300);
 const CONVERGING_RECHECK: Duration = Duration::from_secs(10);
 const INFISICAL_RECHECK: Duration = Duration::from_secs(60);
 
+/// The Warning event's reason for a field that still works but is on its way out.
+pub const DEPRECATED_FIELD: &str = "DeprecatedField";
+
 /// How soon an unusable mirror source is read again.
 const MIRROR_RECHECK: Duration = Duration::from_secs(30);
 
@@ -248,6 +251,22 @@ async fn write_status(
     .await
     .map_err(Error::Status)?;
     ctx.metrics.wrote("status");
+
+    // Once per generation: a deprecated field still works, and its user is told what to use.
+    if old.observed_generation != status.observed_generation {
+        for d in env.spec.deprecations() {
+            let note = format!("{}: {}", d.path, d.message);
+            publish(
+                ctx,
+                env,
+                EventType::Warning,
+                DEPRECATED_FIELD,
+                "Validate",
+                note,
+            )
+            .await;
+        }
+    }
 
     let before = old
         .condition(ConditionType::Ready)
