@@ -20,7 +20,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::resources::{LABEL_COMPONENT, LABEL_ENVIRONMENT, LABEL_MANAGED_BY, MANAGED_BY, Object};
+use crate::resources::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, MANAGED_BY, Object, OwnedKind};
 
 pub type Trigger<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
 
@@ -147,8 +147,9 @@ where
 
 /// What the controller reads of any cached object ([`Cached`], the owner mapping and
 /// [`crate::controller::labelled_environment`]): name, namespace, resourceVersion, the
-/// owners' references and two labels. Everything else (managed fields, annotations, the
-/// other labels, uid, timestamps) is most of the bytes of ~15 objects per environment.
+/// owners' references and the environment label. Everything else (managed fields,
+/// annotations, the other labels, uid, timestamps) is most of the bytes of ~15 objects per
+/// environment.
 fn slim_meta(m: &mut ObjectMeta) {
     *m = ObjectMeta {
         name: m.name.take(),
@@ -163,9 +164,9 @@ fn slim_meta(m: &mut ObjectMeta) {
     };
 }
 
-/// The labels read from cached objects: the environment a Secret belongs to (its trigger)
-/// and the component (orphan removal spares the keyring).
-const KEPT_LABELS: [&str; 2] = [LABEL_ENVIRONMENT, LABEL_COMPONENT];
+/// The one label read from cached objects: the environment a Secret belongs to (its
+/// trigger; the keyring has no owner reference).
+const KEPT_LABELS: [&str; 1] = [LABEL_ENVIRONMENT];
 
 fn slim_partial<K>(o: &mut PartialObjectMeta<K>) {
     slim_meta(&mut o.metadata);
@@ -289,7 +290,6 @@ pub struct Cached {
     pub name: String,
     pub resource_version: Option<String>,
     pub owner_uids: Vec<String>,
-    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 fn cached<K: Resource>(o: &K) -> Cached {
@@ -297,7 +297,6 @@ fn cached<K: Resource>(o: &K) -> Cached {
         name: o.name_any(),
         resource_version: o.resource_version(),
         owner_uids: o.owner_references().iter().map(|r| r.uid.clone()).collect(),
-        labels: o.labels().clone(),
     }
 }
 
@@ -337,7 +336,7 @@ impl Stores {
     }
 
     /// Every cached object in `namespace` owned by `owner_uid`, as (kind, cached).
-    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<(&'static str, Cached)> {
+    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<(OwnedKind, Cached)> {
         let mut out = Vec::new();
         macro_rules! collect {
             ($store:expr, $kind:expr) => {
@@ -350,14 +349,14 @@ impl Stores {
                 }
             };
         }
-        collect!(self.deployments, "Deployment");
-        collect!(self.jobs, "Job");
-        collect!(self.services, "Service");
-        collect!(self.config_maps, "ConfigMap");
-        collect!(self.secrets, "Secret");
-        collect!(self.service_accounts, "ServiceAccount");
-        collect!(self.network_policies, "NetworkPolicy");
-        collect!(self.pvcs, "PersistentVolumeClaim");
+        collect!(self.deployments, OwnedKind::Deployment);
+        collect!(self.jobs, OwnedKind::Job);
+        collect!(self.services, OwnedKind::Service);
+        collect!(self.config_maps, OwnedKind::ConfigMap);
+        collect!(self.secrets, OwnedKind::Secret);
+        collect!(self.service_accounts, OwnedKind::ServiceAccount);
+        collect!(self.network_policies, OwnedKind::NetworkPolicy);
+        collect!(self.pvcs, OwnedKind::PersistentVolumeClaim);
         out
     }
 
@@ -438,7 +437,7 @@ mod tests {
             serde_json::to_value(&s.metadata).expect("json"),
             serde_json::json!({
                 "name": "dev-keyring", "namespace": "team", "resourceVersion": "42",
-                "labels": {"parity.dev/environment": "dev", "parity.dev/component": "keyring"},
+                "labels": {"parity.dev/environment": "dev"},
                 "ownerReferences": [{"apiVersion": "parity.dev/v1alpha1",
                     "kind": "ParityEnvironment", "name": "dev", "uid": "env-1",
                     "controller": true}]
@@ -452,11 +451,6 @@ mod tests {
                 name: "dev-keyring".into(),
                 resource_version: Some("42".into()),
                 owner_uids: vec!["env-1".into()],
-                labels: [
-                    ("parity.dev/component".to_string(), "keyring".to_string()),
-                    ("parity.dev/environment".to_string(), "dev".to_string())
-                ]
-                .into()
             }
         );
         assert_eq!(

@@ -103,13 +103,6 @@ owned_kinds!(
     Job,
 );
 
-impl OwnedKind {
-    /// The owned kind named `kind` (`"Deployment"`, ...).
-    pub fn parse(kind: &str) -> Option<OwnedKind> {
-        OwnedKind::ALL.iter().copied().find(|k| k.kind() == kind)
-    }
-}
-
 impl Object {
     pub fn name(&self) -> &str {
         self.meta().name.as_deref().unwrap_or_default()
@@ -173,7 +166,6 @@ mod tests {
                 (ar.kind.as_str(), ar.group.as_str(), ar.plural.as_str()),
                 (k.kind(), k.group(), k.plural())
             );
-            assert_eq!(OwnedKind::parse(k.kind()), Some(*k));
         }
         assert_eq!(
             OwnedKind::PersistentVolumeClaim.plural(),

@@ -159,9 +159,6 @@ async fn remove_orphans(
     let Some(uid) = env.uid() else { return Ok(()) };
     let kept = resources::kept_secrets(&env.name_any());
     for (kind, cached) in ctx.stores.owned_by(ns, &uid) {
-        let Some(kind) = OwnedKind::parse(kind) else {
-            continue;
-        };
         if wanted.contains(&(kind, cached.name.clone())) {
             continue;
         }
