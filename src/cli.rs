@@ -146,7 +146,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 /// Maps a subcommand's result to the exit code, printing the error chain on stderr.
-fn exit(result: anyhow::Result<()>) -> ExitCode {
+pub fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

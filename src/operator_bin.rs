@@ -42,11 +42,5 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt.block_on(crate::controller::run(cli.operator)),
         Err(e) => Err(anyhow::Error::new(e).context("start the async runtime")),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::cli::exit(result)
 }

@@ -36,6 +36,23 @@ pub const FIELD_MANAGER: &str = "parity-operator";
 /// Held while a Local keyring may exist, so that deletion decides the keyring's fate
 /// (deletionPolicy Retain or Delete) rather than the garbage collector.
 pub const KEYRING_FINALIZER: &str = "parity.dev/keyring";
+/// Creates under the one field manager.
+pub fn create_params() -> kube::api::PostParams {
+    kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// Merge patches under the one field manager (server-side applies use
+/// `PatchParams::apply(FIELD_MANAGER)`).
+pub fn merge_params() -> kube::api::PatchParams {
+    kube::api::PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
 /// The finalizer of earlier versions (Retain only); removed on sight.
 pub const LEGACY_RETAIN_FINALIZER: &str = "parity.dev/retain-keyring";
 

@@ -3,12 +3,12 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
 use crate::api::{ConditionType, ValidatedSpec};
 use crate::controller::ownership::{self, Claim};
-use crate::controller::{Context, Error, FIELD_MANAGER};
+use crate::controller::{Context, Error, create_params};
 use crate::resources::{self, Component, Object, names};
 use crate::verdict::SECRET_CONFLICT;
 
@@ -34,10 +34,7 @@ pub async fn create_once(ctx: &Context, valid: &ValidatedSpec, o: Object) -> Res
     }
     let failed = || Error::apply(o.kind(), o.name());
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &o.api_resource());
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
+    let pp = create_params();
     match api.create(&pp, &o.to_dynamic()).await {
         Ok(_) => {
             ctx.metrics.wrote("create");

@@ -7,14 +7,14 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch};
 use kube::runtime::events::EventType;
 use serde_json::json;
 
 use super::status::publish;
 use crate::api::{KeySource, ParityEnvironment, ValidatedSpec};
 use crate::controller::ownership::{self, Claim};
-use crate::controller::{Context, Error, FIELD_MANAGER, seed_secret};
+use crate::controller::{Context, Error, create_params, merge_params, seed_secret};
 use crate::crypto::keyring::{KEYRING_SECRET_KEY, Keyring};
 use crate::resources::{self, names};
 
@@ -42,13 +42,7 @@ pub async fn ensure(
         )]));
         // A 409 (another replica won the race) fails this reconcile: the retry reads theirs.
         secrets
-            .create(
-                &PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                },
-                &secret,
-            )
+            .create(&create_params(), &secret)
             .await
             .map_err(Error::Keys)?;
         ctx.metrics.wrote("create");
@@ -149,10 +143,7 @@ pub async fn ensure(
         secrets
             .patch(
                 &name,
-                &PatchParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                },
+                &merge_params(),
                 &Patch::Merge(serde_json::Value::Object(patch)),
             )
             .await

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::create_once::{claim_secret, create_once};
 use crate::api::{Endpoints, KeySource, SecretsProvider, ValidatedSpec};
-use crate::controller::{Context, Error, FIELD_MANAGER, seed_secret};
+use crate::controller::{Context, Error, FIELD_MANAGER, merge_params, seed_secret};
 use crate::resources::{Component, Object, names, object_meta};
 use crate::verdict::Verdict;
 use zeroize::Zeroizing;
@@ -257,14 +257,7 @@ async fn sync(
                 Some(s) if outcome.report.changed => {
                     let patch = json!({"metadata": {"resourceVersion": s.resource_version()}, "data": data});
                     secrets
-                        .patch(
-                            &name,
-                            &PatchParams {
-                                field_manager: Some(FIELD_MANAGER.into()),
-                                ..Default::default()
-                            },
-                            &Patch::Merge(&patch),
-                        )
+                        .patch(&name, &merge_params(), &Patch::Merge(&patch))
                         .await
                         .map_err(Error::Secrets)?;
                     ctx.metrics.wrote("patch");
