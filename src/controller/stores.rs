@@ -1,7 +1,7 @@
 //! Caches of the objects environments own, fed by watches limited to the operator's label.
-//! Every object is cut down to what the controller reads before it is kept: identity, labels
-//! and owners, plus replica counts for Deployments and Complete/Failed conditions for Jobs
-//! (they drive conditions). Everything else is watched as metadata only, so the operator
+//! Every object is cut down to what the controller reads before it is kept: identity, the
+//! environment label and owners, plus replica counts for Deployments and Complete/Failed
+//! conditions for Jobs (they drive conditions). Everything else is watched as metadata only, so the operator
 //! never caches Secret data and its memory stays small with many environments.
 
 use std::fmt::Debug;
