@@ -5,6 +5,8 @@ Each server gets one key; GenerateDataKey and Decrypt requests are signed with S
 (botocore) and replayed by wrk at 1, 8 and 32 connections. wrk runs on one core, the server
 on the other (taskset), so the load generator is not the bottleneck. Prints req/s, p50 and
 p99 latency and the server's resident memory, and the ratio of parity kms to local-kms.
+Healthz rows are the floor: a GET that does no work on parity kms's HTTP stack, so the round
+trip at one connection that no request can beat on this machine.
 A run with any non-2xx response is reported as failed, never as a figure.
 """
 
@@ -135,12 +137,14 @@ def ms(text):
     return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
 
 
-def wrk(url, script, conns, seconds, cpu):
-    out = subprocess.run(
-        ["taskset", "-c", cpu, "wrk", "-t", "1", "-c", str(conns), "-d", f"{seconds}s",
-         "--latency", "-s", script, url + "/"],
-        capture_output=True, text=True, check=True,
-    ).stdout
+def wrk(url, script, conns, seconds, cpu, path="/"):
+    """wrk replaying `script` (a signed POST), or a plain GET of `path` without one."""
+    argv = ["taskset", "-c", cpu, "wrk", "-t", "1", "-c", str(conns), "-d", f"{seconds}s",
+            "--latency"]
+    if script:
+        argv += ["-s", script]
+    out = subprocess.run(argv + [url + path], capture_output=True, text=True,
+                         check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -255,16 +259,24 @@ def main():
                 "Decrypt": json.dumps({"CiphertextBlob": base64.b64encode(blob).decode(),
                                         "KeyId": key}),
             }
-            for op, body in bodies.items():
+            # The floor: a request that does no work (axum's `/healthz`) over the same
+            # server, loopback and wrk. At one connection no server can beat its round trip.
+            ops = list(bodies.items())
+            if srv.name == "parity kms":
+                ops.append(("Healthz", None))
+            for op, body in ops:
                 for n in conns:
                     # Signed just before the run: the signature is valid for 5 minutes.
-                    script = os.path.join(work, f"{op}.lua")
-                    lua(signed(srv.url, kid, sec, op, body), body, script)
+                    script = None
+                    if body is not None:
+                        script = os.path.join(work, f"{op}.lua")
+                        lua(signed(srv.url, kid, sec, op, body), body, script)
                     perf = None
                     if a.perf_dir and srv.name == "parity kms":
                         perf = record(srv.proc.pid, a.perf_dir, f"{op}-c{n}", a.seconds)
                     cpu0 = cpu_seconds(srv.proc.pid)
-                    r = wrk(srv.url, script, n, a.seconds, load_cpu)
+                    r = wrk(srv.url, script, n, a.seconds, load_cpu,
+                            "/" if script else "/healthz")
                     # The server's own CPU per request: at 1 connection, the rest of each
                     # round trip is the kernel's loopback path, wake-ups and wrk.
                     r["cpu_us"] = (cpu_seconds(srv.proc.pid) - cpu0) * 1e6 / max(

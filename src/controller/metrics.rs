@@ -30,6 +30,9 @@ pub struct Metrics {
     pub tracked_environments: Gauge,
     /// 1 while this replica holds the Lease (or runs without leader election).
     pub leader: Gauge,
+    /// Reconciles finished, whatever their outcome: how busy the operator has been (not
+    /// exported; `reconciles` is, by outcome).
+    finished: Counter,
     registry: Arc<Registry>,
 }
 
@@ -69,6 +72,7 @@ impl Default for Metrics {
         );
         Metrics {
             leader,
+            finished: Counter::default(),
             reconciles,
             duration,
             writes,
@@ -85,7 +89,13 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+        self.finished.inc();
         self.duration.observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Reconciles finished so far.
+    pub fn finished(&self) -> u64 {
+        self.finished.get()
     }
 
     pub fn wrote(&self, kind: &str) {

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod ownership;
 pub mod pods;
 mod reconcile;
+pub mod resident;
 pub mod seed_secret;
 mod steps;
 pub mod stores;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
@@ -125,7 +126,10 @@ pub struct Context {
     pub client: Client,
     pub build: BuildContext,
     pub metrics: metrics::Metrics,
-    pub recorder: Recorder,
+    /// Who publishes the events. Each event goes through a Recorder of its own: a shared
+    /// one keeps every event it published for six minutes (to count repeats as a series) in
+    /// a map that never shrinks, and this operator publishes events only on change.
+    pub reporter: Reporter,
     pub stores: stores::Stores,
     pub memory: memory::Memory,
     /// `--live-drift`: compare tables with the live ones.
@@ -298,7 +302,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     ready.set_leading();
 
     // One controller per scope: all namespaces, or each watched namespace with namespaced
-    // watches (a reflector store cannot merge several namespaces' watches: each relist would
+    // watches (a cache cannot merge several namespaces' watches: each relist would
     // wipe the others' objects). They share the metrics and the identity.
     let scopes: Vec<Option<String>> = if args.watch_namespaces.is_empty() {
         vec![None]
@@ -308,10 +312,12 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let controllers = scopes.iter().map(|scope| {
         let (ready, synced, n) = (ready.clone(), synced.clone(), scopes.len());
+        let finished = metrics.clone();
         let on_synced = Box::new(move || {
             if synced.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n {
                 tracing::info!("caches synced");
                 ready.set_synced();
+                tokio::spawn(resident::release_when_quiet(move || finished.finished()));
             }
         });
         controller(
@@ -352,7 +358,9 @@ fn controller(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    // The environments' own cache, without managed fields (a few KiB each, never read).
+    // The environments' own cache, without managed fields (a few KiB each) and kubectl's
+    // copy of the last applied spec (client-side apply): never read, and never written back
+    // (every write is a patch of named fields).
     let (env_reader, env_writer) = kube::runtime::reflector::store();
     let mut build = BuildContext::new(args.image.clone());
     build.image_pull_policy = args.image_pull_policy.clone();
@@ -362,13 +370,10 @@ fn controller(
         client: client.clone(),
         build,
         metrics: metrics.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: FIELD_MANAGER.into(),
-                instance: Some(identity.to_string()),
-            },
-        ),
+        reporter: Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(identity.to_string()),
+        },
         stores: stores.clone(),
         memory: memory::Memory::new(env_reader.clone(), metrics.tracked_environments.clone()),
         live: args.live_drift.then(|| live::LiveCheck {
@@ -379,7 +384,11 @@ fn controller(
 
     let forget = ctx.clone();
     let env_events = watcher(envs, watcher::Config::default())
-        .modify(|e| e.managed_fields_mut().clear())
+        .modify(|e| {
+            e.managed_fields_mut().clear();
+            e.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
         .backoff(stores::WatchBackoff::default())
         .reflect(env_writer)
         // A deletion, or a relist that no longer has an environment: forget what we kept.
@@ -425,7 +434,8 @@ fn controller(
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency));
     let main_store = controller.store();
     tokio::spawn(async move {
-        if stores::ready(&main_store).await.is_ok() && stores.wait_until_ready().await.is_ok() {
+        if stores::ready(&main_store).await.is_ok() {
+            stores.wait_until_ready().await;
             on_synced();
         }
     });

@@ -7,14 +7,13 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
 use super::status::publish;
 use crate::api::{DeletionPolicy, ParityEnvironment, ValidatedSpec};
 use crate::controller::ownership::{self, Claim};
 use crate::controller::{Context, Error, KEYRING_FINALIZER, LEGACY_RETAIN_FINALIZER};
-use crate::resources::{self, names};
+use crate::resources::{self, OwnedKind, names};
 
 fn api(ctx: &Context, env: &ParityEnvironment) -> Api<ParityEnvironment> {
     Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default())
@@ -30,8 +29,8 @@ pub async fn ensure_finalizer(
     let ns = env.namespace().unwrap_or_default();
     let keyring_exists = ctx
         .stores
-        .secrets
-        .get(&ObjectRef::new(&names::keyring(&env.name_any())).within(&ns))
+        .cache(OwnedKind::Secret)
+        .get(&ns, &names::keyring(&env.name_any()))
         .is_some();
     let want = keyring_wanted || keyring_exists;
     let has = env.finalizers().iter().any(|f| f == KEYRING_FINALIZER);

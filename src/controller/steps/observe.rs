@@ -40,7 +40,7 @@ pub async fn workloads(ctx: &Context, valid: &ValidatedSpec, desired: &[Desired]
         _ => None,
     });
     let bootstrap = match &bootstrap_name {
-        Some(job) => match job_state(ctx, ns, job) {
+        Some(job) => match ctx.stores.job_state(ns, job) {
             // The Job says only that it failed; its pod's last words say why (file:line).
             JobState::Failed(why) => JobState::Failed(
                 pods::job_failure(ctx, ns, job)
@@ -52,51 +52,13 @@ pub async fn workloads(ctx: &Context, valid: &ValidatedSpec, desired: &[Desired]
         None => JobState::Succeeded,
     };
     Seen {
-        kms_available: deployment_available(ctx, ns, &names::kms(name)),
-        dynamodb_available: deployment_available(ctx, ns, &names::dynamodb(name)),
-        dashboard_available: deployment_available(ctx, ns, &names::dashboard(name)),
-        secrets_api_available: deployment_available(ctx, ns, &names::secrets_api(name)),
+        kms_available: ctx.stores.deployment_available(ns, &names::kms(name)),
+        dynamodb_available: ctx.stores.deployment_available(ns, &names::dynamodb(name)),
+        dashboard_available: ctx.stores.deployment_available(ns, &names::dashboard(name)),
+        secrets_api_available: ctx
+            .stores
+            .deployment_available(ns, &names::secrets_api(name)),
         bootstrap,
-    }
-}
-
-fn deployment_available(ctx: &Context, ns: &str, name: &str) -> bool {
-    ctx.stores.deployment(ns, name).is_some_and(|d| {
-        let want = d.spec.replicas.unwrap_or(1);
-        let have = d
-            .status
-            .as_ref()
-            .and_then(|s| s.available_replicas)
-            .unwrap_or(0);
-        want > 0 && have >= want
-    })
-}
-
-fn job_state(ctx: &Context, ns: &str, name: &str) -> JobState {
-    let Some(job) = ctx.stores.job(ns, name) else {
-        return JobState::Absent;
-    };
-    let conds = job
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.clone())
-        .unwrap_or_default();
-    if conds
-        .iter()
-        .any(|c| c.type_ == "Complete" && c.status == "True")
-    {
-        JobState::Succeeded
-    } else if let Some(c) = conds
-        .iter()
-        .find(|c| c.type_ == "Failed" && c.status == "True")
-    {
-        JobState::Failed(
-            c.message
-                .clone()
-                .unwrap_or_else(|| "see the Job's pod logs".into()),
-        )
-    } else {
-        JobState::Running
     }
 }
 

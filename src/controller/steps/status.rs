@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -306,7 +306,8 @@ pub async fn publish(
         action: action.into(),
         secondary: None,
     };
-    match ctx.recorder.publish(&event, &env.object_ref(&())).await {
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    match recorder.publish(&event, &env.object_ref(&())).await {
         Ok(()) => ctx.metrics.wrote("event"),
         Err(e) => tracing::warn!(error = %e, "could not publish event"),
     }

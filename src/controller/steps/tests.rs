@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::client::Body;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
@@ -19,10 +19,10 @@ use serde_json::{Value, json};
 
 use crate::api::{ParityEnvironment, validate};
 use crate::controller::reconcile::reconcile;
-use crate::controller::stores::Stores;
+use crate::controller::stores::{Reported, Stores};
 use crate::controller::{Context, Error, KEYRING_FINALIZER, memory, metrics};
 use crate::crypto::keyring::{KEYRING_SECRET_KEY, Keyring};
-use crate::resources::{self, BuildContext};
+use crate::resources::{self, BuildContext, OwnedKind};
 
 /// One request the reconcile made.
 #[derive(Clone, Debug)]
@@ -74,26 +74,13 @@ fn owned<K: Resource<DynamicType = ()>>(name: &str) -> PartialObjectMeta<K> {
     }
 }
 
-fn empty_stores() -> Stores {
-    Stores {
-        deployments: reflector::store().0,
-        jobs: reflector::store().0,
-        services: reflector::store().0,
-        config_maps: reflector::store().0,
-        secrets: reflector::store().0,
-        service_accounts: reflector::store().0,
-        network_policies: reflector::store().0,
-        pvcs: reflector::store().0,
-    }
-}
-
 /// Runs one reconcile of `env` against an apiserver that answers with `answer` (given each
 /// call and the environment); returns its result and every call, in order.
 async fn run(
     env: &ParityEnvironment,
     answer: impl Fn(&Call, &ParityEnvironment) -> Answer + Send + 'static,
 ) -> (Result<kube::runtime::controller::Action, Error>, Vec<Call>) {
-    run_with(env, empty_stores(), answer).await
+    run_with(env, Stores::default(), answer).await
 }
 
 async fn run_with(
@@ -128,15 +115,12 @@ async fn run_with(
     });
     let metrics = metrics::Metrics::default();
     let ctx = Arc::new(Context {
-        client: client.clone(),
+        client,
         build: BuildContext::new("parity:test"),
-        recorder: Recorder::new(
-            client,
-            Reporter {
-                controller: "parity-operator".into(),
-                instance: None,
-            },
-        ),
+        reporter: Reporter {
+            controller: "parity-operator".into(),
+            instance: None,
+        },
         stores,
         memory: memory::Memory::new(reflector::store().0, metrics.tracked_environments.clone()),
         metrics,
@@ -351,20 +335,23 @@ async fn an_expired_environment_is_deleted_and_nothing_else_is_written() {
 async fn orphans_are_deleted_but_kept_secrets_never_are() {
     let mut env = environment(json!({"tier": "Local"}));
     env.meta_mut().finalizers = Some(vec![KEYRING_FINALIZER.into()]);
-    let mut stores = empty_stores();
-    let (secrets, mut secrets_writer) = reflector::store();
+    let stores = Stores::default();
     for name in [
         "dev-secrets",
         "dev-connection",
         "dev-rollout-key",
         "dev-old-credentials",
     ] {
-        secrets_writer.apply_watcher_event(&watcher::Event::Apply(owned::<Secret>(name)));
+        stores
+            .cache(OwnedKind::Secret)
+            .apply(&watcher::Event::Apply(owned::<Secret>(name)), |_| {
+                Reported::Nothing
+            });
     }
-    stores.secrets = secrets;
-    let (config_maps, mut config_maps_writer) = reflector::store();
-    config_maps_writer.apply_watcher_event(&watcher::Event::Apply(owned::<ConfigMap>("dev-old")));
-    stores.config_maps = config_maps;
+    stores.cache(OwnedKind::ConfigMap).apply(
+        &watcher::Event::Apply(owned::<ConfigMap>("dev-old")),
+        |_| Reported::Nothing,
+    );
     let (_, calls) = run_with(&env, stores, only_the_environment).await;
     let mut deleted: Vec<&str> = calls
         .iter()
