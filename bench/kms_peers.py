@@ -202,6 +202,7 @@ def main():
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--servers", default="parity kms,local-kms,moto",
                     help="comma-separated subset to run (the ratios need all three)")
+    ap.add_argument("--floor", help="bench/floor_server.rs built: measure the machine's floor")
     ap.add_argument("--perf-dir", help="record `perf` call stacks of parity kms during each of "
                     "its runs into this directory (perf-<op>-c<N>.data and .folded)")
     a = ap.parse_args()
@@ -251,6 +252,23 @@ def main():
 
         conns = [int(c) for c in a.connections.split(",")]
         results = []
+        if a.floor:
+            # The machine's floor: a fixed answer from a blocking thread, nothing else.
+            port = free_port()
+            floor = Server("floor", [a.floor, str(port)], port, None, server_cpu)
+            for n in conns:
+                cpu0 = cpu_seconds(floor.proc.pid)
+                r = wrk(floor.url, None, n, a.seconds, load_cpu)
+                r["cpu_us"] = (cpu_seconds(floor.proc.pid) - cpu0) * 1e6 / max(
+                    r["rps"] * a.seconds, 1)
+                r.update(server="floor", op="GET", connections=n,
+                         rss_mib=rss_kib(floor.proc.pid) / 1024,
+                         peak_rss_mib=rss_kib(floor.proc.pid, "VmHWM") / 1024)
+                results.append(r)
+                print(f"{'floor':>10} {'GET':>15} c={n:<3} {r['rps']:>9.0f} req/s "
+                      f"p50 {r['p50']:6.2f} ms p99 {r['p99']:6.2f} ms "
+                      f"cpu {r['cpu_us']:5.1f} us/req", file=sys.stderr, flush=True)
+            floor.stop()
         for srv, kid, sec, key in servers:
             c = client(srv.url, kid, sec)
             blob = c.generate_data_key(KeyId=key, KeySpec="AES_256")["CiphertextBlob"]

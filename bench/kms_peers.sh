@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `parity kms` beside its peers in one run: nsmithuk/local-kms (built from its Go module) and
 # moto's KMS, under the same signed GenerateDataKey and Decrypt load from wrk at 1, 8 and 32
-# connections (bench/kms_peers.py). Server on core 0, wrk on core 1.
+# connections (bench/kms_peers.py). Server on core 0, wrk on core 1. Also the floor: wrk
+# against bench/floor_server.rs, the least any HTTP server can do here.
 #   usage: bench/kms_peers.sh [--seconds N] [--connections 1,8,32] [--json FILE]
 #                             [--servers 'parity kms,local-kms,moto'] [--perf-dir DIR]
 # --perf-dir records `perf` stacks of parity kms into DIR as folded stacks (the input of any
@@ -30,6 +31,12 @@ fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
 echo "[bench] cargo build --release --bin parity" >&2
 cargo build --release --bin parity >&2
+# The machine's floor (bench/floor_server.rs): std only, so plain rustc builds it in a second.
+floor=$cache/tools/floor_server-$(sha256sum bench/floor_server.rs | cut -c1-12)
+if [[ ! -x $floor ]]; then
+  mkdir -p "$(dirname "$floor")"
+  rustc -O --edition 2021 -o "$floor" bench/floor_server.rs
+fi
 py=$(hack/pyenv)
 exec "$py/python" bench/kms_peers.py --parity "$CARGO_TARGET_DIR/release/parity" \
-  --local-kms "$lk_dir/local-kms" --moto "$py/moto_server" "$@"
+  --local-kms "$lk_dir/local-kms" --moto "$py/moto_server" --floor "$floor" "$@"
