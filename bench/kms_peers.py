@@ -158,6 +158,24 @@ def wrk(url, script, conns, seconds, cpu, path="/"):
     }
 
 
+def measure(srv, op, conns, script, path, seconds, cpu):
+    """One wrk run against `srv`, with the server's own CPU per request and its RSS."""
+    cpu0 = cpu_seconds(srv.proc.pid)
+    r = wrk(srv.url, script, conns, seconds, cpu, path)
+    # The server's own CPU per request: at 1 connection, the rest of each round trip is
+    # the kernel's loopback path, wake-ups and wrk.
+    r["cpu_us"] = (cpu_seconds(srv.proc.pid) - cpu0) * 1e6 / max(r["rps"] * seconds, 1)
+    r.update(server=srv.name, op=op, connections=conns,
+             rss_mib=rss_kib(srv.proc.pid) / 1024,
+             peak_rss_mib=rss_kib(srv.proc.pid, "VmHWM") / 1024)
+    status = "FAILED: %d non-2xx" % r["bad"] if r["bad"] else ""
+    print(f"{srv.name:>10} {op:>15} c={conns:<3} {r['rps']:>9.0f} req/s "
+          f"p50 {r['p50']:6.2f} ms p99 {r['p99']:6.2f} ms "
+          f"cpu {r['cpu_us']:5.1f} us/req "
+          f"rss {r['rss_mib']:5.1f} MiB {status}", file=sys.stderr, flush=True)
+    return r
+
+
 def record(pid, out_dir, name, seconds):
     """perf record of `pid` for the length of one wrk run. Stacks are unwound from the DWARF
     call frame information; function names need a build with symbols
@@ -257,17 +275,7 @@ def main():
             port = free_port()
             floor = Server("floor", [a.floor, str(port)], port, None, server_cpu)
             for n in conns:
-                cpu0 = cpu_seconds(floor.proc.pid)
-                r = wrk(floor.url, None, n, a.seconds, load_cpu)
-                r["cpu_us"] = (cpu_seconds(floor.proc.pid) - cpu0) * 1e6 / max(
-                    r["rps"] * a.seconds, 1)
-                r.update(server="floor", op="GET", connections=n,
-                         rss_mib=rss_kib(floor.proc.pid) / 1024,
-                         peak_rss_mib=rss_kib(floor.proc.pid, "VmHWM") / 1024)
-                results.append(r)
-                print(f"{'floor':>10} {'GET':>15} c={n:<3} {r['rps']:>9.0f} req/s "
-                      f"p50 {r['p50']:6.2f} ms p99 {r['p99']:6.2f} ms "
-                      f"cpu {r['cpu_us']:5.1f} us/req", file=sys.stderr, flush=True)
+                results.append(measure(floor, "GET", n, None, "/", a.seconds, load_cpu))
             floor.stop()
         for srv, kid, sec, key in servers:
             c = client(srv.url, kid, sec)
@@ -277,8 +285,8 @@ def main():
                 "Decrypt": json.dumps({"CiphertextBlob": base64.b64encode(blob).decode(),
                                         "KeyId": key}),
             }
-            # The floor: a request that does no work (axum's `/healthz`) over the same
-            # server, loopback and wrk. At one connection no server can beat its round trip.
+            # Healthz: a request that does no work (axum's `/healthz`) over the same HTTP
+            # stack, loopback and wrk: what the stack itself costs beside the floor.
             ops = list(bodies.items())
             if srv.name == "parity kms":
                 ops.append(("Healthz", None))
@@ -292,25 +300,12 @@ def main():
                     perf = None
                     if a.perf_dir and srv.name == "parity kms":
                         perf = record(srv.proc.pid, a.perf_dir, f"{op}-c{n}", a.seconds)
-                    cpu0 = cpu_seconds(srv.proc.pid)
-                    r = wrk(srv.url, script, n, a.seconds, load_cpu,
-                            "/" if script else "/healthz")
-                    # The server's own CPU per request: at 1 connection, the rest of each
-                    # round trip is the kernel's loopback path, wake-ups and wrk.
-                    r["cpu_us"] = (cpu_seconds(srv.proc.pid) - cpu0) * 1e6 / max(
-                        r["rps"] * a.seconds, 1)
+                    r = measure(srv, op, n, script, "/" if script else "/healthz",
+                                a.seconds, load_cpu)
                     if perf:
                         fold(perf, a.perf_dir, f"{op}-c{n}")
                         os.remove(perf[1])
-                    r.update(server=srv.name, op=op, connections=n,
-                             rss_mib=rss_kib(srv.proc.pid) / 1024,
-                             peak_rss_mib=rss_kib(srv.proc.pid, "VmHWM") / 1024)
                     results.append(r)
-                    status = "FAILED: %d non-2xx" % r["bad"] if r["bad"] else ""
-                    print(f"{srv.name:>10} {op:>15} c={n:<3} {r['rps']:>9.0f} req/s "
-                          f"p50 {r['p50']:6.2f} ms p99 {r['p99']:6.2f} ms "
-                          f"cpu {r['cpu_us']:5.1f} us/req "
-                          f"rss {r['rss_mib']:5.1f} MiB {status}", file=sys.stderr, flush=True)
         print()
         print("| server | operation | connections | req/s | p50 ms | p99 ms | server CPU µs/req "
               "| RSS MiB (peak) |")
