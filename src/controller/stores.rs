@@ -126,7 +126,6 @@ pub struct Cached {
 }
 
 /// A cached object without its name, which is half of its key.
-#[derive(Clone, Debug)]
 struct Entry {
     resource_version: Option<String>,
     owner_uids: Vec<String>,
@@ -170,14 +169,14 @@ impl Cache {
 
     /// Applies one watch event; `read` takes what the controller reads of an object.
     pub fn apply<K: Resource>(&self, event: &watcher::Event<K>, read: fn(&K) -> Reported) {
+        let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
         let entry = |o: &K| {
-            let key = (o.namespace().unwrap_or_default(), o.name_any());
             let entry = Entry {
                 resource_version: o.resource_version(),
                 owner_uids: o.owner_references().iter().map(|r| r.uid.clone()).collect(),
                 reported: read(o),
             };
-            (key, entry)
+            (key(o), entry)
         };
         let mut objects = self.objects();
         match event {
@@ -186,9 +185,7 @@ impl Cache {
                 objects.live.insert(key, entry);
             }
             watcher::Event::Delete(o) => {
-                objects
-                    .live
-                    .remove(&(o.namespace().unwrap_or_default(), o.name_any()));
+                objects.live.remove(&key(o));
             }
             watcher::Event::Init => objects.relisting = Some(HashMap::new()),
             watcher::Event::InitApply(o) => {
